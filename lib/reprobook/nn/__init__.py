@@ -1,0 +1,1 @@
+"""Shared neural-network building blocks, imported by more than one method."""
