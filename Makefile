@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PROFILE ?= $(or $(REPROBOOK_PROFILE),book)
 STAGE := bash .ci/stage
-SMOKE := _build/smoke
+SMOKE := _smoke
 LIB_FILES := $(shell find lib -name '*.py' -not -path '*/__pycache__/*')
 BOOK_FILES := _config.yml _toc.yml $(shell find book -type f -not -path '*/.ipynb_checkpoints/*')
 
@@ -33,7 +33,7 @@ _build/.exec-key-$(PROFILE): $(LIB_FILES) $(INSTALLED)
 _build/html/index.html: _build/.exec-key-$(PROFILE) $(BOOK_FILES)
 	@rm -f _build/times-book.txt
 	$(STAGE) book "execute ($(PROFILE) profile) and build the HTML book" \
-		env REPROBOOK_PROFILE=$(PROFILE) $(BIN)/jupyter-book build --all . 
+		env REPROBOOK_PROFILE=$(PROFILE) $(BIN)/jupyter-book build --all -W --keep-going . 
 	@touch $@
 
 book: $(INSTALLED) _build/html/index.html
@@ -52,7 +52,7 @@ test: $(INSTALLED)
 	$(STAGE) test "notebooks with nbmake (smoke profile)" \
 		env REPROBOOK_PROFILE=smoke $(BIN)/python -m pytest --nbmake --overwrite --nbmake-timeout=600 -q -p no:cacheprovider $(SMOKE)/book
 	$(STAGE) test "build the book from the executed notebooks" \
-		$(BIN)/jupyter-book build --all $(SMOKE)
+		$(BIN)/jupyter-book build --all -W --keep-going $(SMOKE)
 	$(STAGE) test "browser test of the built HTML (headless Chromium)" \
 		env REPROBOOK_HTML=$(SMOKE)/_build/html $(BIN)/python -m pytest tests/browser -q -rs
 	@echo "Stage times:" && cat _build/times-test.txt
@@ -64,4 +64,4 @@ lint: $(INSTALLED)
 	$(BIN)/mypy
 
 clean:
-	rm -rf _build
+	rm -rf _build _smoke

@@ -49,6 +49,11 @@ def _notebook_source(page: str) -> str:
 
 PAGES = _toc_pages()
 
+# sphinx-thebe 0.3.1 (required by jupyter-book 1.0.4) adds its one-line config script twice to
+# every page; the second copy re-declares a const. Harmless (same values, thebe is not used), so
+# this one upstream error is tolerated; any other script error fails the test.
+KNOWN_UPSTREAM_SCRIPT_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
+
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
@@ -70,7 +75,10 @@ def page(browser):  # type: ignore[no-untyped-def]
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     opened = context.new_page()
     opened.script_errors = []
-    opened.on("pageerror", lambda error: opened.script_errors.append(str(error)))
+    opened.on(
+        "pageerror",
+        lambda error: None if str(error) in KNOWN_UPSTREAM_SCRIPT_ERRORS else opened.script_errors.append(str(error)),
+    )
     yield opened
     context.close()
 

@@ -1,0 +1,218 @@
+"""A small, cached, multilingual TTS corpus: sentences with spelled-out numbers, spoken by espeak-ng.
+
+Each sentence fills a template such as "I counted {n} birds" with a number written out by
+``num2words`` in the voice's language; each utterance gets its own speaking rate and base pitch.
+The first call synthesises and featurises (100 utterances, about 5 minutes of audio, take 2.5 to 4 s
+on two CPU cores) and saves the result under ``cache_dir/speech/`` (about 0.2 MB an utterance);
+later calls with the same arguments load it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import random
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from num2words import num2words
+
+from reprobook._validate import check_choice, check_range
+from reprobook.data.speech.espeak import PAUSE, VOICES, synthesize
+from reprobook.data.speech.features import durations_in_frames, frame_energy, frame_pitch, log_mel
+
+CACHE_VERSION = "speech-corpus-1"
+"""Part of every cache key: bump it when the synthesis or features change."""
+
+TEMPLATES: dict[str, tuple[str, ...]] = {
+    "en": (
+        "The train leaves from platform {n}.",
+        "I counted {n} birds in the garden.",
+        "There are {n} apples on the table.",
+        "She walked {n} miles today.",
+        "Page {n} is missing from the book.",
+    ),
+    "es": (
+        "El tren sale del andén {n}.",
+        "Conté {n} pájaros en el jardín.",
+        "Hay {n} manzanas en la mesa.",
+        "Hoy ella caminó {n} kilómetros.",
+        "Falta la página {n} del libro.",
+    ),
+    "fr": (
+        "Le train part du quai {n}.",
+        "J'ai compté {n} oiseaux dans le jardin.",
+        "Il y a {n} pommes sur la table.",
+        "Elle a marché {n} kilomètres aujourd'hui.",
+        "La page {n} manque dans le livre.",
+    ),
+    "de": (
+        "Der Zug fährt von Gleis {n}.",
+        "Ich habe {n} Vögel im Garten gezählt.",
+        "Auf dem Tisch liegen {n} Äpfel.",
+        "Sie ist heute {n} Kilometer gelaufen.",
+        "Im Buch fehlt die Seite {n}.",
+    ),
+    "it": (
+        "Il treno parte dal binario {n}.",
+        "Ho contato {n} uccelli nel giardino.",
+        "Ci sono {n} mele sul tavolo.",
+        "Oggi ha camminato {n} chilometri.",
+        "Manca la pagina {n} del libro.",
+    ),
+}
+"""Sentence templates per language code (the keys of :data:`VOICES`, also ``num2words`` codes)."""
+
+NUMBER_RANGE = (2, 999)
+RATE_RANGE = (150, 210)
+PITCH_RANGE = (30, 70)
+"""Per-utterance draws (inclusive): the number in the sentence, espeak rate (wpm) and base pitch."""
+
+PAD = "<pad>"
+"""Vocabulary entry 0, for padding batches; :data:`PAUSE` is entry 1."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One utterance with everything a FastSpeech 2-style model trains on.
+
+    ``N`` phonemes and ``T`` mel frames (:func:`~reprobook.data.speech.features.frame_count`):
+    ``phoneme_ids``/``durations``: ``(N,)`` int64, ``durations.sum() == T``;
+    ``mel``: ``(80, T)`` log-magnitude; ``pitch``: ``(T,)`` F0 in Hz (0 = unvoiced);
+    ``energy``: ``(T,)``; ``waveform``: ``(L,)`` float32 at 22 050 Hz.
+    ``rate`` and ``pitch_setting`` are the espeak settings it was spoken with.
+    """
+
+    text: str
+    voice: str
+    rate: int
+    pitch_setting: int
+    phonemes: list[str]
+    phoneme_ids: torch.Tensor
+    durations: torch.Tensor
+    mel: torch.Tensor
+    pitch: torch.Tensor
+    energy: torch.Tensor
+    waveform: torch.Tensor
+
+
+@dataclass(frozen=True)
+class SpeechCorpus:
+    """A list of :class:`Example` plus the phoneme vocabulary its ``phoneme_ids`` index into.
+
+    ``vocab`` is ``[PAD, PAUSE, *sorted(other symbols in the corpus)]``.
+    """
+
+    examples: list[Example]
+    vocab: list[str]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> Example:
+        return self.examples[index]
+
+    def encode(self, phonemes: Sequence[str]) -> torch.Tensor:
+        """Phoneme symbols -> ``(N,)`` int64 ids; a symbol outside ``vocab`` raises ``ValueError``."""
+        return _encode(self.vocab, phonemes)
+
+
+def _encode(vocab: list[str], phonemes: Sequence[str]) -> torch.Tensor:
+    index = {symbol: i for i, symbol in enumerate(vocab)}
+    unknown = sorted({symbol for symbol in phonemes if symbol not in index})
+    if unknown:
+        raise ValueError(f"phonemes {unknown} are not in this corpus's vocabulary")
+    return torch.tensor([index[symbol] for symbol in phonemes], dtype=torch.int64)
+
+
+def default_cache_dir() -> Path:
+    """``$REPROBOOK_DATA`` if set, else ``~/.cache/reprobook``."""
+    return Path(os.environ.get("REPROBOOK_DATA") or Path.home() / ".cache" / "reprobook")
+
+
+def _sentences(num_utterances: int, voice: str, seed: int) -> list[tuple[str, int, int]]:
+    """``(text, rate, pitch)`` per utterance; the first ``k`` do not depend on ``num_utterances``."""
+    rng = random.Random(seed)
+    drawn = []
+    for _ in range(num_utterances):
+        template = rng.choice(TEMPLATES[voice])
+        number = rng.randint(*NUMBER_RANGE)
+        rate, pitch = rng.randint(*RATE_RANGE), rng.randint(*PITCH_RANGE)
+        drawn.append((template.format(n=num2words(number, lang=voice)), rate, pitch))
+    return drawn
+
+
+def _to_plain(example: Example) -> dict[str, object]:
+    """Strings, ints, lists and tensors only, so ``torch.load(weights_only=True)`` can read it back."""
+    plain = {field.name: getattr(example, field.name) for field in fields(example)}
+    plain["waveform"] = torch.round(example.waveform * 32768.0).to(torch.int16)  # espeak's own 16-bit PCM
+    return plain
+
+
+def _from_plain(plain: dict[str, Any]) -> Example:
+    return Example(**dict(plain, waveform=plain["waveform"].to(torch.float32) / 32768.0))
+
+
+def _cache_path(cache_dir: Path, arguments: dict[str, object]) -> Path:
+    key = dict(arguments, version=CACHE_VERSION, espeak=importlib.metadata.version("espeakng-loader"))
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir / "speech" / f"corpus-{arguments['voice']}-{arguments['num_utterances']}-{digest}.pt"
+
+
+def _synthesize_corpus(num_utterances: int, voice: str, seed: int) -> SpeechCorpus:
+    drafts = []
+    for text, rate, pitch in _sentences(num_utterances, voice, seed):
+        utterance = synthesize(text, voice=voice, rate=rate, pitch=pitch)
+        mel = log_mel(utterance.waveform)
+        drafts.append((utterance, mel, durations_in_frames(utterance, mel.shape[-1])))
+    symbols = {symbol for utterance, _, _ in drafts for symbol in utterance.phonemes}
+    vocab = [PAD, PAUSE, *sorted(symbols - {PAUSE})]
+    examples = [
+        Example(
+            text=utterance.text,
+            voice=voice,
+            rate=utterance.rate,
+            pitch_setting=utterance.pitch,
+            phonemes=utterance.phonemes,
+            phoneme_ids=_encode(vocab, utterance.phonemes),
+            durations=durations,
+            mel=mel,
+            pitch=frame_pitch(utterance.waveform),
+            energy=frame_energy(utterance.waveform),
+            waveform=utterance.waveform,
+        )
+        for utterance, mel, durations in drafts
+    ]
+    return SpeechCorpus(examples=examples, vocab=vocab)
+
+
+def build_corpus(
+    num_utterances: int, voice: str = "en", seed: int = 0, cache_dir: str | os.PathLike[str] | None = None
+) -> SpeechCorpus:
+    """Synthesise ``num_utterances`` template sentences in ``voice``, or load them from the cache.
+
+    Deterministic in ``(num_utterances, voice, seed)``. The cache file lives in
+    ``cache_dir/speech/`` (``cache_dir`` defaults to :func:`default_cache_dir`), named by a hash of
+    the arguments, :data:`CACHE_VERSION` and the espeak build.
+    """
+    check_range("num_utterances", num_utterances, 1, 100_000)
+    check_choice("voice", voice, VOICES)
+    arguments: dict[str, object] = {"num_utterances": int(num_utterances), "voice": voice, "seed": int(seed)}
+    path = _cache_path(Path(cache_dir) if cache_dir is not None else default_cache_dir(), arguments)
+    if path.exists():
+        stored = torch.load(path, weights_only=True)
+        return SpeechCorpus(examples=[_from_plain(plain) for plain in stored["examples"]], vocab=stored["vocab"])
+    corpus = _synthesize_corpus(int(num_utterances), voice, int(seed))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stored = {"arguments": arguments, "vocab": corpus.vocab, "examples": [_to_plain(e) for e in corpus.examples]}
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(handle)
+    torch.save(stored, partial)
+    os.replace(partial, path)  # atomic: a concurrent reader never sees half a file
+    return corpus

@@ -1,0 +1,29 @@
+"""Triton kernels for the book's hot spots, each beside a pure-PyTorch reference with the same signature.
+
+One file per kernel (``softmax.py``, ...) holds the Triton kernel(s), the reference and a registered
+:class:`KernelSpec`; :mod:`~reprobook.kernels.registry` holds the dispatch rule, ``testing`` the check that
+a kernel matches its reference, and ``python -m reprobook.kernels.bench`` times them on a GPU.
+
+The package imports without a GPU and without Triton: calls then run the reference. On CPU, set
+``TRITON_INTERPRET=1`` before importing to run the Triton kernels in Triton's interpreter (slow, exact).
+"""
+
+from __future__ import annotations
+
+from reprobook.kernels._triton import triton_available
+from reprobook.kernels.registry import BACKENDS, ENV_VAR, KernelSpec, all_kernels, choose_backend, get, register
+from reprobook.kernels.softmax import softmax, softmax_reference, softmax_triton
+
+__all__ = [
+    "BACKENDS",
+    "ENV_VAR",
+    "KernelSpec",
+    "all_kernels",
+    "choose_backend",
+    "get",
+    "register",
+    "softmax",
+    "softmax_reference",
+    "softmax_triton",
+    "triton_available",
+]

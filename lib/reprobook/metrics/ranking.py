@@ -1,0 +1,136 @@
+"""Filtered link-prediction ranks for knowledge graphs: realistic tie policy, MRR and Hits@k."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from reprobook._validate import check_choice
+
+SIDES = ("head", "tail")
+
+
+def realistic_ranks(
+    scores: torch.Tensor, targets: torch.Tensor, exclude: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Rank of each target among the candidates, higher score ranking first.
+
+    ``scores``: ``(B, E)`` for ``E`` candidate entities; ``targets``: ``(B,)`` the true index;
+    ``exclude``: optional ``(B, E)`` bool, True for candidates to leave out (other known true answers,
+    the *filtered* setting); a target is never excluded. Returns float ``(B,)``, 1 the best.
+
+    Ties take the *realistic* rank, the mean of the optimistic rank (target first among its ties) and
+    the pessimistic rank (target last): the expected rank under random tie-breaking. A model that
+    gives every candidate the same score therefore ranks each target ``(E' + 1) / 2``, with ``E'``
+    the candidates left after filtering, never 1. NaN scores are refused for the same reason: every
+    comparison with NaN is false, which would rank the target first.
+    """
+    if scores.ndim != 2 or targets.shape != scores.shape[:1]:
+        raise ValueError(
+            f"scores must be (B, E) and targets (B,), got {tuple(scores.shape)} and {tuple(targets.shape)}"
+        )
+    if torch.isnan(scores).any():
+        raise ValueError("scores contain NaN; a NaN score would rank its target first")
+    if targets.numel() and not (0 <= int(targets.min()) and int(targets.max()) < scores.shape[1]):
+        raise ValueError(f"targets must lie in 0..{scores.shape[1] - 1}")
+    candidates = torch.ones_like(scores, dtype=torch.bool)
+    if exclude is not None:
+        if exclude.shape != scores.shape or exclude.dtype != torch.bool:
+            raise ValueError(f"exclude must be a bool tensor of shape {tuple(scores.shape)}")
+        candidates = ~exclude
+    candidates = candidates.scatter(1, targets[:, None], True)
+    target_scores = scores.gather(1, targets[:, None])
+    higher = ((scores > target_scores) & candidates).sum(dim=1)
+    tied = ((scores == target_scores) & candidates).sum(dim=1)  # counts the target itself
+    optimistic, pessimistic = higher + 1, higher + tied
+    return (optimistic + pessimistic).double() / 2
+
+
+@dataclass(frozen=True)
+class TripleFilter:
+    """All known true triples, to filter link-prediction ranks.
+
+    ``tails[(h, r)]`` holds every ``t`` with a known triple ``(h, r, t)``; ``heads[(r, t)]`` every
+    ``h``. Build it from all splits (train, valid and test) with :meth:`from_triples`.
+    """
+
+    tails: dict[tuple[int, int], torch.Tensor]
+    heads: dict[tuple[int, int], torch.Tensor]
+    num_entities: int
+
+    @classmethod
+    def from_triples(cls, triple_sets: Iterable[torch.Tensor], num_entities: int) -> TripleFilter:
+        """Filter from long tensors of ``(head, relation, tail)`` triples, each ``(N, 3)``."""
+        tails: defaultdict[tuple[int, int], set[int]] = defaultdict(set)
+        heads: defaultdict[tuple[int, int], set[int]] = defaultdict(set)
+        for triples in triple_sets:
+            _check_triples(triples, num_entities)
+            for h, r, t in triples.tolist():
+                tails[h, r].add(t)
+                heads[r, t].add(h)
+        return cls(
+            tails={key: torch.tensor(sorted(v)) for key, v in tails.items()},
+            heads={key: torch.tensor(sorted(v)) for key, v in heads.items()},
+            num_entities=num_entities,
+        )
+
+    def mask(self, triples: torch.Tensor, side: Literal["head", "tail"] = "tail") -> torch.Tensor:
+        """``(B, E)`` bool, True at the known answers of each query other than the triple's own.
+
+        ``side="tail"`` masks the answers to ``(h, r, ?)``; ``side="head"`` those to ``(?, r, t)``.
+        """
+        check_choice("side", side, SIDES)
+        _check_triples(triples, self.num_entities)
+        mask = torch.zeros(len(triples), self.num_entities, dtype=torch.bool)
+        empty = torch.zeros(0, dtype=torch.long)
+        for row, (h, r, t) in enumerate(triples.tolist()):
+            answers = self.tails.get((h, r), empty) if side == "tail" else self.heads.get((r, t), empty)
+            mask[row, answers] = True
+        targets = triples[:, 2] if side == "tail" else triples[:, 0]
+        return mask.scatter(1, targets[:, None].cpu(), False)
+
+
+def _check_triples(triples: torch.Tensor, num_entities: int) -> None:
+    if triples.ndim != 2 or triples.shape[1] != 3 or triples.dtype != torch.long:
+        raise ValueError(
+            f"triples must be a long tensor of shape (N, 3), got {triples.dtype} {tuple(triples.shape)}"
+        )
+    entities = triples[:, [0, 2]]
+    if entities.numel() and not (0 <= int(entities.min()) and int(entities.max()) < num_entities):
+        raise ValueError(f"entity ids must lie in 0..{num_entities - 1}")
+
+
+def filtered_ranks(
+    scores: torch.Tensor,
+    triples: torch.Tensor,
+    known: TripleFilter,
+    side: Literal["head", "tail"] = "tail",
+) -> torch.Tensor:
+    """Filtered realistic ranks of the true tails (``side="tail"``) or heads of ``triples``.
+
+    ``scores``: ``(B, E)``, the model's score for every entity as the answer to ``(h, r, ?)`` (or
+    ``(?, r, t)``); ``triples``: ``(B, 3)``. Returns float ``(B,)``; see :func:`realistic_ranks`.
+    """
+    check_choice("side", side, SIDES)
+    targets = triples[:, 2] if side == "tail" else triples[:, 0]
+    exclude = known.mask(triples, side).to(scores.device)
+    return realistic_ranks(scores, targets.to(scores.device), exclude)
+
+
+def ranking_metrics(ranks: torch.Tensor, ks: Sequence[int] = (1, 3, 10)) -> dict[str, float]:
+    """MRR, mean rank and Hits@k of ``(N,)`` ranks (1 the best).
+
+    Returns ``{"mrr": ..., "mean_rank": ..., "hits@1": ..., ...}``; MRR and Hits@k lie in 0..1.
+    """
+    if ranks.ndim != 1 or ranks.numel() == 0:
+        raise ValueError(f"ranks must be a non-empty 1-D tensor, got shape {tuple(ranks.shape)}")
+    ranks = ranks.double()
+    if bool((ranks < 1).any()):
+        raise ValueError("ranks must be >= 1")
+    metrics = {"mrr": float((1 / ranks).mean()), "mean_rank": float(ranks.mean())}
+    metrics.update({f"hits@{k}": float((ranks <= k).double().mean()) for k in ks})
+    return metrics
