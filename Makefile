@@ -31,17 +31,21 @@ _build/.exec-key-$(PROFILE): $(LIB_FILES) $(INSTALLED)
 	@touch $@
 
 _build/html/index.html: _build/.exec-key-$(PROFILE) $(BOOK_FILES)
-	@rm -f _build/times-book.txt
 	$(STAGE) book "execute ($(PROFILE) profile) and build the HTML book" \
 		env REPROBOOK_PROFILE=$(PROFILE) $(BIN)/jupyter-book build --all -W --keep-going . 
 	@touch $@
 
-book: $(INSTALLED) _build/html/index.html
+book:
+	@mkdir -p _build && rm -f _build/times-book.txt
+	@$(STAGE) book "set up .venv (installs only when the pins changed)" $(MAKE) --no-print-directory venv
+	@$(MAKE) --no-print-directory _build/html/index.html
+	@echo "Stage times:" && cat _build/times-book.txt
 	@echo "The book is at _build/html/index.html"
 
 # --- make test --------------------------------------------------------------------------------
-test: $(INSTALLED)
+test:
 	@mkdir -p _build && rm -f _build/times-test.txt
+	$(STAGE) test "set up .venv (installs only when the pins changed)" $(MAKE) --no-print-directory venv
 	$(STAGE) test "library tests" \
 		$(BIN)/python -m pytest tests --ignore=tests/kernels --ignore=tests/browser -q
 	$(STAGE) test "Triton kernels under TRITON_INTERPRET=1 (vs the PyTorch reference)" \
