@@ -24,7 +24,7 @@ from reprobook.data.speech import (
     synthesize,
 )
 from reprobook.data.speech import corpus as corpus_module
-from reprobook.data.speech.corpus import TEMPLATES
+from reprobook.data.text import LANGUAGES, NUM_TEMPLATES, numbers, sentence
 
 SENTENCES = {
     "en": "I counted twenty three birds.",
@@ -170,6 +170,8 @@ def test_corpus_examples_are_consistent(tmp_path: Path) -> None:
     assert len(corpus) == 4 and corpus.vocab[:2] == ["<pad>", PAUSE]
     assert len(set(corpus.vocab)) == len(corpus.vocab)
     assert len({(e.rate, e.pitch_setting) for e in corpus.examples}) > 1  # settings vary
+    drawn = corpus_module._sentences(4, "en", seed=0)
+    assert [(e.text, e.rate, e.pitch_setting) for e in corpus.examples] == drawn
     for example in corpus.examples:
         assert not any(c.isdigit() for c in example.text)  # numbers are spelled out
         assert [corpus.vocab[i] for i in example.phoneme_ids] == example.phonemes
@@ -180,12 +182,35 @@ def test_corpus_examples_are_consistent(tmp_path: Path) -> None:
         assert int(example.durations.sum()) == num_frames
 
 
+def _text_sentences(lang: str) -> dict[str, tuple[int, int]]:
+    """Every sentence of :mod:`reprobook.data.text` in ``lang`` -> its ``(number, template)``."""
+    return {sentence(n, t, lang): (n, t) for t in range(NUM_TEMPLATES) for n in numbers()}
+
+
 @pytest.mark.parametrize("voice", sorted(VOICES))
 def test_corpus_speaks_each_language(voice: str, tmp_path: Path) -> None:
     (example,) = build_corpus(1, voice=voice, seed=3, cache_dir=tmp_path).examples
-    prefixes = {template.split("{n}")[0] for template in TEMPLATES[voice]}
-    assert any(example.text.startswith(prefix) for prefix in prefixes)
+    assert example.text in _text_sentences(voice)  # one of the text module's sentences
     assert example.voice == voice and len(example.phonemes) > 5
+
+
+def test_corpus_sentences_are_the_text_sentences_translated_across_voices() -> None:
+    assert set(VOICES) <= set(LANGUAGES)
+    # The sentences alone (no synthesis): one seed draws the same (number, template) in every voice.
+    draws = {}
+    for voice in sorted(VOICES):
+        known = _text_sentences(voice)
+        drawn = corpus_module._sentences(300, voice, seed=5)
+        assert all(text in known for text, _, _ in drawn), voice
+        draws[voice] = [(known[text], rate, pitch) for text, rate, pitch in drawn]
+        assert corpus_module._sentences(40, voice, seed=5) == drawn[:40]  # a prefix of a longer draw
+    assert all(d == draws["en"] for d in draws.values())
+    numbers_drawn = {n for (n, _), _, _ in draws["en"]}
+    assert min(numbers_drawn) >= 2 and max(numbers_drawn) <= 999 and len(numbers_drawn) > 200
+    assert len({t for (_, t), _, _ in draws["en"]}) == NUM_TEMPLATES
+    spanish = [text for text, _, _ in corpus_module._sentences(300, "es", seed=5)]
+    assert not [t for t in spanish if " uno " in f" {t} " or "veintiuno" in t]  # apocope before the noun
+    assert any("veintiún" in t or " y un " in t for t in spanish)
 
 
 def test_corpus_is_deterministic_for_a_seed(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from reprobook.data.text import (
     NUM_TEMPLATES,
     Vocabulary,
     max_pairs,
+    numbers,
     pad_batch,
     parallel_corpus,
     sentence,
@@ -42,7 +43,7 @@ def test_whole_corpus_has_every_pair_once() -> None:
 @pytest.mark.parametrize(
     ("n", "template", "expected"),
     [
-        (21, 0, ("twenty-one cats", "vingt et un chats", "veintiún gatos", "einundzwanzig Katzen")),
+        (21, 0, ("twenty-one cats", "vingt et un chats", "veintiún gatos", "einundzwanzig Katzen", "ventun gatti")),
         (
             31,
             10,  # frame 1 ("I have"), noun 2 (books)
@@ -51,6 +52,7 @@ def test_whole_corpus_has_every_pair_once() -> None:
                 "j'ai trente et un livres",
                 "tengo treinta y un libros",
                 "ich habe einunddreißig Bücher",
+                "ho trentun libri",
             ),
         ),
         (
@@ -61,12 +63,13 @@ def test_whole_corpus_has_every_pair_once() -> None:
                 "il y a deux cent quatre-vingts arbres",
                 "hay doscientos ochenta árboles",
                 "es gibt zweihundertachtzig Bäume",
+                "ci sono duecentottanta alberi",
             ),
         ),
-        (100, 3, ("one hundred birds", "cent oiseaux", "cien pájaros", "einhundert Vögel")),
+        (100, 3, ("one hundred birds", "cent oiseaux", "cien pájaros", "einhundert Vögel", "cento uccelli")),
     ],
 )
-def test_known_sentences(n: int, template: int, expected: tuple[str, str, str, str]) -> None:
+def test_known_sentences(n: int, template: int, expected: tuple[str, ...]) -> None:
     assert tuple(sentence(n, template, lang) for lang in LANGUAGES) == expected
 
 
@@ -77,11 +80,47 @@ def test_spanish_apocope_everywhere() -> None:
     assert any("veintiún" in t for t in spanish) and any(" y un " in t for t in spanish)
 
 
+def test_languages_keep_their_order() -> None:
+    # Columns of the templates follow LANGUAGES: a new language goes last.
+    assert LANGUAGES[:4] == ("en", "fr", "es", "de") and "it" in LANGUAGES
+
+
+@pytest.mark.parametrize(
+    ("n", "template", "expected"),
+    [
+        (2, 9, "ho due cani"),  # template = 8 * frame + noun: frame 1 ("ho"), noun 1 (cani)
+        (18, 23, "abbiamo diciotto battelli"),  # frame 2, noun 7
+        (28, 27, "vedo ventotto uccelli"),  # frame 3, noun 3
+        (41, 45, "vogliono quarantun cavalli"),  # frame 5, noun 5: -uno drops its o
+        (103, 38, "ci sono centotré treni"),
+        (118, 0, "centodiciotto gatti"),  # num2words writes "centodicotto"
+        (123, 1, "centoventitré cani"),  # num2words writes "centoventitre"
+        (181, 2, "centottantun libri"),
+        (888, 4, "ottocentottantotto alberi"),
+        (921, 36, "ci sono novecentoventun alberi"),
+    ],
+)
+def test_italian_sentences(n: int, template: int, expected: str) -> None:
+    assert sentence(n, template, "it") == expected
+
+
+def test_italian_spelling_everywhere() -> None:
+    italian = [sentence(n, t, "it") for t in range(NUM_TEMPLATES) for n in numbers()]
+    assert len(set(italian)) == max_pairs()  # every pair distinct
+    words = {word for t in italian for word in t.split()}
+    assert not [w for w in words if w.endswith(("uno", "dicotto")) or (w.endswith("tre") and w != "tre")]
+    assert {"ventun", "trentun", "centoventitré", "duecentodiciotto", "novecentonovantanove"} <= words
+    # Italian pairs are drawn like any other: same English side as en->de, mirrored by it->en.
+    splits = parallel_corpus("en", "it", size=200, seed=3)
+    assert [s for s, _ in splits.test] == [s for s, _ in parallel_corpus("en", "de", size=200, seed=3).test]
+    assert parallel_corpus("it", "en", size=200, seed=3).test == [(t, s) for s, t in splits.test]
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match=r"src='xx'.*'en', 'fr', 'es', 'de'"):
         parallel_corpus("xx", "fr")
-    with pytest.raises(ValueError, match=r"tgt='it'"):
-        parallel_corpus("en", "it")
+    with pytest.raises(ValueError, match=r"tgt='pt'"):
+        parallel_corpus("en", "pt")
     with pytest.raises(ValueError, match="different"):
         parallel_corpus("de", "de")
     with pytest.raises(ValueError, match=str(max_pairs(50))):

@@ -1,23 +1,30 @@
-"""Parallel sentences in English, French, Spanish and German, and the tokenisers to feed them to a model.
+"""Parallel sentences in English, French, Spanish, German and Italian, and tokenisers for a model.
 
 The corpus is synthesised, so it is offline, exact and as large as a chapter needs: a sentence is a
-*template* ("I have {n} books" / "j'ai {n} livres" / "tengo {n} libros" / "ich habe {n} Bücher")
-filled with a number spelled out in words by ``num2words``. Templates are a frame (six of them) times a
-noun (eight of them), 48 in all.
+*template* ("I have {n} books" / "j'ai {n} livres" / "tengo {n} libros" / "ich habe {n} Bücher" /
+"ho {n} libri") filled with a number spelled out in words by ``num2words``. Templates are a frame
+(six of them) times a noun (eight of them), 48 in all. The spoken corpus of
+:mod:`reprobook.data.speech` reads these same sentences aloud.
 
 Grammar is kept simple and right:
 
-* every French and Spanish noun is masculine, so numbers never need a feminine form
+* every French, Spanish and Italian noun is masculine, so numbers never need a feminine form
   ("vingt et un chats", "doscientos gatos");
 * numbers run from 2 to ``max_number`` (at most 999), so every noun is plural, and numbers ending in
   01 (101, 201, ...) are left out: German would need an inflected "-ein" ("hundertein Bücher")
   that ``num2words`` does not produce;
 * Spanish "uno" drops its final vowel before a noun, as the grammar requires: "veintiún gatos",
-  "treinta y un gatos".
+  "treinta y un gatos";
+* Italian "-uno" drops its final vowel too ("ventun gatti", "centotrentun libri"). Grammars accept
+  "ventuno gatti" as well; the truncated form is the usual one before a noun and mirrors Spanish.
+  Two slips of ``num2words`` 0.5.14 are corrected: 118, 218, ... come out as "centodicotto" (for
+  "centodiciotto"), and compounds ending in "tre" lose their accent past 100 ("centoventitre" for
+  "centoventitré", while it writes "ventitré" and "centotré").
 
 Sentences are lower case without punctuation, except German nouns and the English "I".
-German writes a number as one word ("dreihunderteinundzwanzig"), so a word-level German vocabulary
-holds one token per number and meets unseen numbers at test time; the character level does not.
+German and Italian write a number as one word ("dreihunderteinundzwanzig", "trecentoventun"), so a
+word-level vocabulary in those languages holds one token per number and meets unseen numbers at test
+time; the character level does not.
 
 Typical use::
 
@@ -40,28 +47,29 @@ from num2words import num2words
 
 from reprobook._validate import check_choice, check_range
 
-LANGUAGES = ("en", "fr", "es", "de")
+LANGUAGES = ("en", "fr", "es", "de", "it")  # new languages go last: columns below follow this order
 LEVELS = ("word", "char")
 MAX_NUMBER = 999
 
-# Frames and nouns, in the order of LANGUAGES. The French and Spanish nouns are all masculine.
-_FRAMES: tuple[tuple[str, str, str, str], ...] = (
-    ("{n} {x}", "{n} {x}", "{n} {x}", "{n} {x}"),
-    ("I have {n} {x}", "j'ai {n} {x}", "tengo {n} {x}", "ich habe {n} {x}"),
-    ("we have {n} {x}", "nous avons {n} {x}", "tenemos {n} {x}", "wir haben {n} {x}"),
-    ("I see {n} {x}", "je vois {n} {x}", "veo {n} {x}", "ich sehe {n} {x}"),
-    ("there are {n} {x}", "il y a {n} {x}", "hay {n} {x}", "es gibt {n} {x}"),
-    ("they want {n} {x}", "ils veulent {n} {x}", "quieren {n} {x}", "sie wollen {n} {x}"),
+# Frames and nouns, in the order of LANGUAGES. The French, Spanish and Italian nouns are all masculine
+# (Italian "battelli", not the feminine "barche").
+_FRAMES: tuple[tuple[str, str, str, str, str], ...] = (
+    ("{n} {x}", "{n} {x}", "{n} {x}", "{n} {x}", "{n} {x}"),
+    ("I have {n} {x}", "j'ai {n} {x}", "tengo {n} {x}", "ich habe {n} {x}", "ho {n} {x}"),
+    ("we have {n} {x}", "nous avons {n} {x}", "tenemos {n} {x}", "wir haben {n} {x}", "abbiamo {n} {x}"),
+    ("I see {n} {x}", "je vois {n} {x}", "veo {n} {x}", "ich sehe {n} {x}", "vedo {n} {x}"),
+    ("there are {n} {x}", "il y a {n} {x}", "hay {n} {x}", "es gibt {n} {x}", "ci sono {n} {x}"),
+    ("they want {n} {x}", "ils veulent {n} {x}", "quieren {n} {x}", "sie wollen {n} {x}", "vogliono {n} {x}"),
 )
-_NOUNS: tuple[tuple[str, str, str, str], ...] = (
-    ("cats", "chats", "gatos", "Katzen"),
-    ("dogs", "chiens", "perros", "Hunde"),
-    ("books", "livres", "libros", "Bücher"),
-    ("birds", "oiseaux", "pájaros", "Vögel"),
-    ("trees", "arbres", "árboles", "Bäume"),
-    ("horses", "chevaux", "caballos", "Pferde"),
-    ("trains", "trains", "trenes", "Züge"),
-    ("boats", "bateaux", "barcos", "Boote"),
+_NOUNS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("cats", "chats", "gatos", "Katzen", "gatti"),
+    ("dogs", "chiens", "perros", "Hunde", "cani"),
+    ("books", "livres", "libros", "Bücher", "libri"),
+    ("birds", "oiseaux", "pájaros", "Vögel", "uccelli"),
+    ("trees", "arbres", "árboles", "Bäume", "alberi"),
+    ("horses", "chevaux", "caballos", "Pferde", "cavalli"),
+    ("trains", "trains", "trenes", "Züge", "treni"),
+    ("boats", "bateaux", "barcos", "Boote", "battelli"),
 )
 NUM_TEMPLATES = len(_FRAMES) * len(_NOUNS)
 
@@ -83,14 +91,15 @@ def _usable(n: int) -> bool:
     return 2 <= n <= MAX_NUMBER and n % 100 != 1
 
 
-def _numbers(max_number: int) -> list[int]:
+def numbers(max_number: int = MAX_NUMBER) -> list[int]:
+    """The numbers the templates take, in increasing order: 2..``max_number`` without those ending in 01."""
+    check_range("max_number", max_number, 2, MAX_NUMBER)
     return [n for n in range(2, max_number + 1) if _usable(n)]
 
 
 def max_pairs(max_number: int = MAX_NUMBER) -> int:
     """How many distinct sentence pairs exist for numbers up to ``max_number``: the largest ``size``."""
-    check_range("max_number", max_number, 2, MAX_NUMBER)
-    return len(_numbers(max_number)) * NUM_TEMPLATES
+    return len(numbers(max_number)) * NUM_TEMPLATES
 
 
 @functools.lru_cache(maxsize=None)
@@ -101,6 +110,12 @@ def _spell(n: int, lang: str) -> str:
         return words.removesuffix("veintiuno") + "veintiún"
     if lang == "es" and words.endswith("uno"):  # ... and treinta y un gatos
         return words.removesuffix("o")
+    if lang == "it":
+        words = words.replace("dicotto", "diciotto")  # num2words slip: centodicotto
+        if words.endswith("tre") and words != "tre":  # num2words slip: centoventitre
+            words = words.removesuffix("tre") + "tré"
+        if words.endswith("uno"):  # apocope before a noun: ventun gatti
+            words = words.removesuffix("o")
     return words
 
 
@@ -135,7 +150,7 @@ def parallel_corpus(
     if src == tgt:
         raise ValueError(f"src and tgt must be different languages, got src=tgt={src!r}")
     check_range("size", size, 10, max_pairs(max_number))
-    combos = [(n, t) for t in range(NUM_TEMPLATES) for n in _numbers(max_number)]
+    combos = [(n, t) for t in range(NUM_TEMPLATES) for n in numbers(max_number)]
     chosen = random.Random(seed).sample(combos, size)
     pairs = [(_sentence(n, t, src), _sentence(n, t, tgt)) for n, t in chosen]
     held_out = size // 10

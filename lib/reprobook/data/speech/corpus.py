@@ -1,9 +1,12 @@
 """A small, cached, multilingual TTS corpus: sentences with spelled-out numbers, spoken by espeak-ng.
 
-Each sentence fills a template such as "I counted {n} birds" with a number written out by
-``num2words`` in the voice's language; each utterance gets its own speaking rate and base pitch.
-The first call synthesises and featurises (100 utterances, about 5 minutes of audio, take 2.5 to 4 s
-on two CPU cores) and saves the result under ``cache_dir/speech/`` (about 0.2 MB an utterance);
+The sentences are those of :mod:`reprobook.data.text`: each utterance draws a number
+(:func:`~reprobook.data.text.numbers`) and a template, and speaks
+:func:`~reprobook.data.text.sentence` in the voice's language ("I have twenty-one books",
+"tengo veintiún libros"), with its own speaking rate and base pitch. The draw does not depend on the
+voice, so one seed gives the same (number, template) sequence, translated, in every language.
+The first call synthesises and featurises (100 utterances, about 3.5 minutes of audio, take 2 to 4 s
+on two CPU cores) and saves the result under ``cache_dir/speech/`` (about 0.1 MB an utterance);
 later calls with the same arguments load it.
 """
 
@@ -21,58 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from num2words import num2words
 
 from reprobook._validate import check_choice, check_range
 from reprobook.data.speech.espeak import PAUSE, VOICES, synthesize
 from reprobook.data.speech.features import durations_in_frames, frame_energy, frame_pitch, log_mel
+from reprobook.data.text import NUM_TEMPLATES, numbers, sentence
 
-CACHE_VERSION = "speech-corpus-1"
-"""Part of every cache key: bump it when the synthesis or features change."""
+CACHE_VERSION = "speech-corpus-2"
+"""Part of every cache key: bump it when the sentences, the synthesis or the features change."""
 
-TEMPLATES: dict[str, tuple[str, ...]] = {
-    "en": (
-        "The train leaves from platform {n}.",
-        "I counted {n} birds in the garden.",
-        "There are {n} apples on the table.",
-        "She walked {n} miles today.",
-        "Page {n} is missing from the book.",
-    ),
-    "es": (
-        "El tren sale del andén {n}.",
-        "Conté {n} pájaros en el jardín.",
-        "Hay {n} manzanas en la mesa.",
-        "Hoy ella caminó {n} kilómetros.",
-        "Falta la página {n} del libro.",
-    ),
-    "fr": (
-        "Le train part du quai {n}.",
-        "J'ai compté {n} oiseaux dans le jardin.",
-        "Il y a {n} pommes sur la table.",
-        "Elle a marché {n} kilomètres aujourd'hui.",
-        "La page {n} manque dans le livre.",
-    ),
-    "de": (
-        "Der Zug fährt von Gleis {n}.",
-        "Ich habe {n} Vögel im Garten gezählt.",
-        "Auf dem Tisch liegen {n} Äpfel.",
-        "Sie ist heute {n} Kilometer gelaufen.",
-        "Im Buch fehlt die Seite {n}.",
-    ),
-    "it": (
-        "Il treno parte dal binario {n}.",
-        "Ho contato {n} uccelli nel giardino.",
-        "Ci sono {n} mele sul tavolo.",
-        "Oggi ha camminato {n} chilometri.",
-        "Manca la pagina {n} del libro.",
-    ),
-}
-"""Sentence templates per language code (the keys of :data:`VOICES`, also ``num2words`` codes)."""
-
-NUMBER_RANGE = (2, 999)
 RATE_RANGE = (150, 210)
 PITCH_RANGE = (30, 70)
-"""Per-utterance draws (inclusive): the number in the sentence, espeak rate (wpm) and base pitch."""
+"""Per-utterance draws (inclusive): espeak rate (wpm) and base pitch."""
 
 PAD = "<pad>"
 """Vocabulary entry 0, for padding batches; :data:`PAUSE` is entry 1."""
@@ -139,12 +102,13 @@ def default_cache_dir() -> Path:
 def _sentences(num_utterances: int, voice: str, seed: int) -> list[tuple[str, int, int]]:
     """``(text, rate, pitch)`` per utterance; the first ``k`` do not depend on ``num_utterances``."""
     rng = random.Random(seed)
+    usable = numbers()
     drawn = []
     for _ in range(num_utterances):
-        template = rng.choice(TEMPLATES[voice])
-        number = rng.randint(*NUMBER_RANGE)
+        template = rng.randrange(NUM_TEMPLATES)
+        number = rng.choice(usable)
         rate, pitch = rng.randint(*RATE_RANGE), rng.randint(*PITCH_RANGE)
-        drawn.append((template.format(n=num2words(number, lang=voice)), rate, pitch))
+        drawn.append((sentence(number, template, voice), rate, pitch))
     return drawn
 
 
