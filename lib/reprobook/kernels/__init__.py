@@ -11,6 +11,11 @@ The package imports without a GPU and without Triton: calls then run the referen
 from __future__ import annotations
 
 from reprobook.kernels._triton import triton_available
+from reprobook.kernels.branch_attention import branch_attention, branch_attention_reference, branch_attention_triton
+from reprobook.kernels.coupling import affine_coupling, affine_coupling_reference, affine_coupling_triton
+from reprobook.kernels.kg_rank import (
+    filter_bitmask, kg_rank_counts, kg_rank_counts_reference, kg_rank_counts_triton, pack_bitmask, unpack_bitmask,
+)
 from reprobook.kernels.registry import BACKENDS, ENV_VAR, KernelSpec, all_kernels, choose_backend, get, register
 from reprobook.kernels.softmax import softmax, softmax_reference, softmax_triton
 
@@ -18,12 +23,24 @@ __all__ = [
     "BACKENDS",
     "ENV_VAR",
     "KernelSpec",
+    "affine_coupling",
+    "affine_coupling_reference",
+    "affine_coupling_triton",
     "all_kernels",
+    "branch_attention",
+    "branch_attention_reference",
+    "branch_attention_triton",
     "choose_backend",
+    "filter_bitmask",
     "get",
+    "kg_rank_counts",
+    "kg_rank_counts_reference",
+    "kg_rank_counts_triton",
+    "pack_bitmask",
     "register",
     "softmax",
     "softmax_reference",
     "softmax_triton",
     "triton_available",
+    "unpack_bitmask",
 ]

@@ -1,0 +1,245 @@
+"""Multi-branch attention (MAT, Fan et al. 2020) as one fused attention call that skips dropped branches.
+
+MAT averages ``N_a`` independent multi-head attentions with gates ``c_i`` (``1/N_a`` at inference,
+``beta_i / (N_a (1 - rho))`` under drop-branch, ``beta_i ~ Bernoulli(1 - rho)``)::
+
+    out = sum_i c_i * Concat_j(head_ij) W^O_i,    head_ij = softmax(Q_ij K_ij^T / sqrt(d_k) + mask) V_ij
+
+The reference computes every branch, dropped ones included, and multiplies them by their gate. The Triton path
+
+1. keeps only the branches with ``c_i != 0`` and treats their ``K x M`` heads as the heads of one attention
+   call (one program per batch element and head), so a dropped branch costs nothing;
+2. folds the gates into the output projection: ``sum_i c_i Concat_j(head_ij) W^O_i`` is one GEMM of
+   ``Concat_{i,j}(head_ij)`` with the stacked ``[c_1 W^O_1; ...; c_K W^O_K]``.
+
+Each program holds a whole (short) sequence in one block, so lengths are limited to ``MAX_LEN``: fine for the
+book's sentences; long sequences need the tiled online-softmax loop of FlashAttention. The backward is a second
+Triton kernel that recomputes the probabilities from the saved log-sum-exp (no ``T_q x T_k`` matrix is stored).
+
+The gates are constants (sampled, not learnt): the Triton path gives a dropped gate a zero gradient, since its
+branch is never computed, where the reference's einsum gives ``<head_i W^O_i, upstream>``.
+
+Shapes: ``q: (B, N, M, T_q, d_k)``, ``k, v: (B, N, M, T_k, d_k)``, ``out_weight: (N, d_out, M * d_k)`` (each
+branch's ``W^O`` as an ``nn.Linear`` weight), ``gates: (N,)``, ``key_padding_mask: (B, T_k)`` bool, True at
+padding. Output ``(B, T_q, d_out)`` without the output bias (``sum_i c_i b_i``, added by the caller).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from reprobook.kernels._triton import jit, tl, triton
+from reprobook.kernels.registry import KernelSpec, register
+
+DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+MAX_LEN = 256  # one block per sequence (see module docstring)
+
+
+@jit
+def _forward_kernel(
+    q_ptr, k_ptr, v_ptr, pad_ptr, o_ptr, lse_ptr, t_q, t_k, d, heads, scale,
+    HAS_PAD: tl.constexpr, CAUSAL: tl.constexpr, BQ: tl.constexpr, BK: tl.constexpr, BD: tl.constexpr,
+):
+    pid = tl.program_id(0).to(tl.int64)  # one (batch, head) pair
+    batch = pid // heads
+    rq, rk, rd = tl.arange(0, BQ), tl.arange(0, BK), tl.arange(0, BD)
+    q_mask = (rq < t_q)[:, None] & (rd < d)[None, :]
+    k_mask = (rk < t_k)[:, None] & (rd < d)[None, :]
+    q = tl.load(q_ptr + pid * t_q * d + rq[:, None] * d + rd[None, :], mask=q_mask, other=0.0).to(tl.float32)
+    k = tl.load(k_ptr + pid * t_k * d + rk[:, None] * d + rd[None, :], mask=k_mask, other=0.0).to(tl.float32)
+    v = tl.load(v_ptr + pid * t_k * d + rk[:, None] * d + rd[None, :], mask=k_mask, other=0.0).to(tl.float32)
+    valid = _valid(pad_ptr, batch, rq, rk, t_q, t_k, HAS_PAD, CAUSAL)
+    s = tl.where(valid, tl.dot(q, tl.trans(k), input_precision="ieee") * scale, float("-inf"))
+    m = tl.max(s, 1)
+    m = tl.where(m == float("-inf"), 0.0, m)  # rows past t_q; a fully masked real row still gives 0/0 = NaN
+    p = tl.exp(s - m[:, None])
+    l = tl.sum(p, 1)
+    o = tl.dot(p / l[:, None], v, input_precision="ieee")
+    tl.store(o_ptr + pid * t_q * d + rq[:, None] * d + rd[None, :], o.to(o_ptr.dtype.element_ty), mask=q_mask)
+    tl.store(lse_ptr + pid * t_q + rq, m + tl.log(l), mask=rq < t_q)
+
+
+@jit
+def _valid(pad_ptr, batch, rq, rk, t_q, t_k, HAS_PAD: tl.constexpr, CAUSAL: tl.constexpr):
+    """``(BQ, BK)`` bool: key inside the sequence, not padding, and (causal) not in the query's future."""
+    valid = (rk < t_k)[None, :] & (rq < t_q)[:, None]
+    if HAS_PAD:
+        pad = tl.load(pad_ptr + batch * t_k + rk, mask=rk < t_k, other=1)
+        valid = valid & (pad == 0)[None, :]
+    if CAUSAL:
+        valid = valid & (rk[None, :] <= rq[:, None] + (t_k - t_q))
+    return valid
+
+
+@jit
+def _backward_kernel(
+    q_ptr, k_ptr, v_ptr, o_ptr, do_ptr, lse_ptr, pad_ptr, dq_ptr, dk_ptr, dv_ptr, t_q, t_k, d, heads, scale,
+    HAS_PAD: tl.constexpr, CAUSAL: tl.constexpr, BQ: tl.constexpr, BK: tl.constexpr, BD: tl.constexpr,
+):
+    pid = tl.program_id(0).to(tl.int64)
+    batch = pid // heads
+    rq, rk, rd = tl.arange(0, BQ), tl.arange(0, BK), tl.arange(0, BD)
+    q_mask = (rq < t_q)[:, None] & (rd < d)[None, :]
+    k_mask = (rk < t_k)[:, None] & (rd < d)[None, :]
+    q_off = pid * t_q * d + rq[:, None] * d + rd[None, :]
+    k_off = pid * t_k * d + rk[:, None] * d + rd[None, :]
+    q = tl.load(q_ptr + q_off, mask=q_mask, other=0.0).to(tl.float32)
+    k = tl.load(k_ptr + k_off, mask=k_mask, other=0.0).to(tl.float32)
+    v = tl.load(v_ptr + k_off, mask=k_mask, other=0.0).to(tl.float32)
+    o = tl.load(o_ptr + q_off, mask=q_mask, other=0.0).to(tl.float32)
+    do = tl.load(do_ptr + q_off, mask=q_mask, other=0.0).to(tl.float32)
+    lse = tl.load(lse_ptr + pid * t_q + rq, mask=rq < t_q, other=0.0)
+    valid = _valid(pad_ptr, batch, rq, rk, t_q, t_k, HAS_PAD, CAUSAL)
+    s = tl.dot(q, tl.trans(k), input_precision="ieee") * scale
+    p = tl.where(valid, tl.exp(s - lse[:, None]), 0.0)  # P recomputed from the saved log-sum-exp
+    dv = tl.dot(tl.trans(p), do, input_precision="ieee")  # dV = P^T dO
+    dp = tl.dot(do, tl.trans(v), input_precision="ieee")  # dP = dO V^T
+    ds = p * (dp - tl.sum(do * o, 1)[:, None])  # softmax backward: dS = P * (dP - rowsum(dO * O))
+    dq = tl.dot(ds, k, input_precision="ieee") * scale
+    dk = tl.dot(tl.trans(ds), q, input_precision="ieee") * scale
+    tl.store(dq_ptr + q_off, dq.to(dq_ptr.dtype.element_ty), mask=q_mask)
+    tl.store(dk_ptr + k_off, dk.to(dk_ptr.dtype.element_ty), mask=k_mask)
+    tl.store(dv_ptr + k_off, dv.to(dv_ptr.dtype.element_ty), mask=k_mask)
+
+
+def _blocks(t_q: int, t_k: int, d: int) -> dict[str, int]:
+    # tl.dot needs every dimension >= 16 on a GPU
+    return {"BQ": max(16, triton.next_power_of_2(t_q)), "BK": max(16, triton.next_power_of_2(t_k)),
+            "BD": max(16, triton.next_power_of_2(d))}
+
+
+class _FusedAttention(torch.autograd.Function):
+    """Softmax attention over ``(B, H, T, d)`` heads: Triton forward and backward."""
+
+    @staticmethod
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pad: torch.Tensor | None, causal: bool) -> torch.Tensor:
+        b, h, t_q, d = q.shape
+        t_k = k.shape[2]
+        o = torch.empty_like(q)
+        lse = torch.empty(b, h, t_q, dtype=torch.float32, device=q.device)
+        if q.numel() and k.numel():
+            with torch.cuda.device_of(q):
+                _forward_kernel[(b * h,)](
+                    q, k, v, pad if pad is not None else q, o, lse, t_q, t_k, d, h, 1.0 / math.sqrt(d),
+                    HAS_PAD=pad is not None, CAUSAL=causal, **_blocks(t_q, t_k, d),
+                )
+        ctx.save_for_backward(q, k, v, o, lse, pad)
+        ctx.causal = causal
+        return o
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, do: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        q, k, v, o, lse, pad = ctx.saved_tensors
+        b, h, t_q, d = q.shape
+        t_k = k.shape[2]
+        dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        if q.numel() and k.numel():
+            with torch.cuda.device_of(q):
+                _backward_kernel[(b * h,)](
+                    q, k, v, o, do.contiguous(), lse, pad if pad is not None else q, dq, dk, dv,
+                    t_q, t_k, d, h, 1.0 / math.sqrt(d),
+                    HAS_PAD=pad is not None, CAUSAL=ctx.causal, **_blocks(t_q, t_k, d),
+                )
+        return dq, dk, dv, None, None
+
+
+def _check_inputs(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out_weight: torch.Tensor, gates: torch.Tensor,
+    key_padding_mask: torch.Tensor | None,
+) -> None:
+    for name, t in (("q", q), ("k", k), ("v", v), ("out_weight", out_weight), ("gates", gates)):
+        if not isinstance(t, torch.Tensor) or t.dtype not in DTYPES:
+            raise TypeError(f"branch_attention needs {name} to be a float tensor of dtype {DTYPES}, got {getattr(t, 'dtype', type(t))}")
+    if q.ndim != 5 or k.ndim != 5 or v.ndim != 5:
+        raise ValueError(f"q, k, v must be (B, N, M, T, d_k); got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    if k.shape != v.shape:
+        raise ValueError(f"k and v must have the same shape (same key length), got {tuple(k.shape)} and {tuple(v.shape)}")
+    if q.shape[:3] != k.shape[:3] or q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} disagree on B, N, M or d_k")
+    b, n, m, _, d = q.shape
+    if out_weight.ndim != 3 or out_weight.shape[0] != n or out_weight.shape[2] != m * d:
+        raise ValueError(f"out_weight must be (N, d_out, M * d_k) = ({n}, d_out, {m * d}), got {tuple(out_weight.shape)}")
+    if gates.shape != (n,):
+        raise ValueError(f"gates must have shape (N,) = ({n},), got {tuple(gates.shape)}")
+    if key_padding_mask is not None and (key_padding_mask.dtype != torch.bool or key_padding_mask.shape != (b, k.shape[3])):
+        raise ValueError(
+            f"key_padding_mask must be a bool (B, T_k) = ({b}, {k.shape[3]}) tensor, True at padding; got "
+            f"{key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
+        )
+
+
+def branch_attention_reference(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out_weight: torch.Tensor, gates: torch.Tensor,
+    key_padding_mask: torch.Tensor | None = None, causal: bool = False,
+) -> torch.Tensor:
+    """Every branch computed, then ``sum_i gates_i Concat_j(head_ij) W^O_i^T``; same signature as the kernel."""
+    _check_inputs(q, k, v, out_weight, gates, key_padding_mask)
+    b, n, m, t_q, d = q.shape
+    t_k = k.shape[3]
+    scores = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(d)  # (B, N, M, T_q, T_k)
+    if key_padding_mask is not None:
+        scores = scores.masked_fill(key_padding_mask[:, None, None, None, :], float("-inf"))
+    if causal:
+        future = torch.ones(t_q, t_k, dtype=torch.bool, device=q.device).triu(1 + t_k - t_q)
+        scores = scores.masked_fill(future, float("-inf"))
+    heads = torch.softmax(scores, dim=-1) @ v.float()  # (B, N, M, T_q, d)
+    heads = heads.permute(0, 1, 3, 2, 4).reshape(b, n, t_q, m * d)
+    out = torch.einsum("bntc,noc,n->bto", heads, out_weight.float(), gates.float())
+    return out.to(q.dtype)
+
+
+def branch_attention_triton(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out_weight: torch.Tensor, gates: torch.Tensor,
+    key_padding_mask: torch.Tensor | None = None, causal: bool = False,
+) -> torch.Tensor:
+    """Kept branches' heads in one Triton attention call, gates folded into one output GEMM (autograd included)."""
+    _check_inputs(q, k, v, out_weight, gates, key_padding_mask)
+    b, n, m, t_q, d = q.shape
+    t_k = k.shape[3]
+    if max(t_q, t_k) > MAX_LEN:
+        raise ValueError(f"the Triton path holds a sequence in one block: lengths must be <= {MAX_LEN}, got {t_q}, {t_k}")
+    kept = (gates != 0).nonzero().flatten()  # dropped branches never reach the kernel
+    heads_of = lambda x, t: x[:, kept].reshape(b, kept.numel() * m, t, d).contiguous()  # noqa: E731
+    pad = None if key_padding_mask is None else key_padding_mask.to(torch.int8).contiguous()
+    o: torch.Tensor = _FusedAttention.apply(heads_of(q, t_q), heads_of(k, t_k), heads_of(v, t_k), pad, causal)
+    heads = o.permute(0, 2, 1, 3).reshape(b, t_q, kept.numel() * m * d)  # Concat_{i,j} head_ij
+    stacked = (gates[kept, None, None] * out_weight[kept]).permute(1, 0, 2).reshape(out_weight.shape[1], -1)
+    return heads @ stacked.t().to(heads.dtype)
+
+
+def _make_inputs(size: int, device: torch.device, dtype: torch.dtype) -> tuple[Any, ...]:
+    """Benchmark inputs: 64 sentences of ``size`` tokens, 2 branches x 4 heads of d_k = 64, one branch dropped."""
+    q, k, v = (torch.randn(64, 2, 4, size, 64, device=device, dtype=dtype) for _ in range(3))
+    out_weight = torch.randn(2, 256, 256, device=device, dtype=dtype) / 16
+    gates = torch.tensor([1 / (2 * 0.7), 0.0], device=device, dtype=dtype)
+    return q, k, v, out_weight, gates
+
+
+BRANCH_ATTENTION = register(
+    KernelSpec(
+        name="branch_attention",
+        reference=branch_attention_reference,
+        triton=branch_attention_triton,
+        make_inputs=_make_inputs,
+        sizes=(16, 64, 128, 256),
+        atol=1e-4,
+        rtol=1e-4,
+    )
+)
+
+
+def branch_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out_weight: torch.Tensor, gates: torch.Tensor,
+    key_padding_mask: torch.Tensor | None = None, causal: bool = False, *, backend: str | None = None,
+) -> torch.Tensor:
+    """``sum_i gates_i * Concat_j(head_ij) W^O_i^T`` over MAT's branches ``i`` and heads ``j`` (module docstring).
+
+    ``backend``: ``"auto"``, ``"triton"`` or ``"reference"`` (default ``REPROBOOK_KERNELS``, else ``"auto"``).
+    """
+    out: torch.Tensor = BRANCH_ATTENTION(q, k, v, out_weight, gates, key_padding_mask, causal=causal, backend=backend)
+    return out

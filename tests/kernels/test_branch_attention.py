@@ -1,0 +1,87 @@
+"""The fused multi-branch attention kernel against its PyTorch reference: values, gradients, masks, odd lengths."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reprobook.kernels import branch_attention
+from reprobook.kernels.testing import assert_matches_reference
+
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered", "ignore:divide by zero")  # padded rows
+
+
+def _inputs(b: int, n: int, m: int, t_q: int, t_k: int, d: int, d_out: int, device: torch.device):
+    q = torch.randn(b, n, m, t_q, d, device=device, requires_grad=True)
+    k = torch.randn(b, n, m, t_k, d, device=device, requires_grad=True)
+    v = torch.randn(b, n, m, t_k, d, device=device, requires_grad=True)
+    w = (torch.randn(n, d_out, m * d, device=device) / (m * d) ** 0.5).requires_grad_()
+    return q, k, v, w
+
+
+@pytest.mark.parametrize(
+    "shape", [(2, 2, 2, 5, 7, 8, 16), (1, 3, 4, 1, 1, 4, 8), (3, 1, 2, 13, 13, 16, 32), (2, 2, 1, 3, 17, 5, 6), (1, 2, 2, 9, 11, 8, 8)], ids=str
+)
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_matches_reference(shape: tuple[int, ...], causal: bool, device: torch.device) -> None:
+    b, n, m, t_q, t_k, d, d_out = shape
+    if causal and t_q > t_k:
+        pytest.skip("causal with T_q > T_k leaves the first queries with no key at all (NaN rows)")
+    q, k, v, w = _inputs(*shape, device=device)
+    gates = torch.full((n,), 1 / n, device=device, requires_grad=True)
+    padding = torch.zeros(b, t_k, dtype=torch.bool, device=device)
+    padding[-1, t_k // 2 + 1 :] = True  # the last sentence is shorter; its first keys stay visible
+    assert_matches_reference("branch_attention", q, k, v, w, gates, padding, causal=causal)
+    assert_matches_reference("branch_attention", q, k, v, w, gates, None, causal=causal)
+
+
+def test_dropped_branches_are_skipped_and_get_zero_gradient(device: torch.device) -> None:
+    q, k, v, w = _inputs(2, 3, 2, 6, 6, 8, 16, device)
+    gates = torch.tensor([1 / (3 * 0.7), 0.0, 1 / (3 * 0.7)], device=device)  # branch 1 dropped
+    assert_matches_reference("branch_attention", q, k, v, w, gates, None, causal=True)
+    k_bad = k.detach().clone()
+    k_bad[:, 1] = float("nan")  # the dropped branch is never read by the Triton path
+    out = branch_attention(q, k_bad, v, w, gates, backend="triton")
+    assert out.isfinite().all()
+    out.sum().backward()
+    assert q.grad is not None and (q.grad[:, 1] == 0).all() and (q.grad[:, 0] != 0).any()
+    nothing = branch_attention(q, k, v, w, torch.zeros(3, device=device), backend="triton")
+    assert (nothing == 0).all() and nothing.shape == (2, 6, 16)
+
+
+def test_gates_fold_into_the_output_projection(device: torch.device) -> None:
+    """sum_i c_i heads_i W_i equals the kernel with all gates 1 applied to c_i W_i."""
+    q, k, v, w = _inputs(1, 2, 2, 4, 4, 4, 8, device)
+    c = torch.tensor([0.25, 0.75], device=device)
+    folded = branch_attention(q, k, v, w * c[:, None, None], torch.ones(2, device=device), backend="triton")
+    torch.testing.assert_close(branch_attention(q, k, v, w, c, backend="triton"), folded)
+
+
+def test_gradcheck_of_the_attention_core(device: torch.device) -> None:
+    from reprobook.kernels.branch_attention import _FusedAttention
+
+    q, k, v = (torch.randn(1, 2, 3, 4, device=device, requires_grad=True) for _ in range(3))
+    pad = torch.tensor([[0, 0, 1]], dtype=torch.int8, device=device)
+    ref = lambda q, k, v: torch.softmax((q @ k.transpose(-1, -2) / 2).masked_fill(pad.bool()[:, None, None], -torch.inf), -1) @ v  # noqa: E731
+    torch.testing.assert_close(_FusedAttention.apply(q, k, v, pad, False), ref(q, k, v))
+    for backend_out, ref_out in zip(
+        torch.autograd.grad(_FusedAttention.apply(q, k, v, pad, False).pow(2).sum(), (q, k, v)),
+        torch.autograd.grad(ref(q, k, v).pow(2).sum(), (q, k, v)),
+    ):
+        torch.testing.assert_close(backend_out, ref_out)
+
+
+@pytest.mark.parametrize("backend", ["triton", "reference"])
+def test_bad_inputs_raise_clear_errors(backend: str, device: torch.device) -> None:
+    q, k, v, w = (t.detach() for t in _inputs(1, 2, 2, 3, 4, 4, 8, device))
+    gates = torch.full((2,), 0.5, device=device)
+    with pytest.raises(ValueError, match="same shape"):
+        branch_attention(q, k, v[..., :3, :], w, gates, backend=backend)
+    with pytest.raises(ValueError, match="gates"):
+        branch_attention(q, k, v, w, torch.ones(3, device=device), backend=backend)
+    with pytest.raises(ValueError, match="out_weight"):
+        branch_attention(q, k, v, w[:, :, :5], gates, backend=backend)
+    with pytest.raises(ValueError, match="key_padding_mask"):
+        branch_attention(q, k, v, w, gates, torch.zeros(1, 4, device=device), backend=backend)
+    with pytest.raises(TypeError, match="dtype"):
+        branch_attention(q.long(), k, v, w, gates, backend=backend)
