@@ -16,6 +16,9 @@ from reprobook.kernels.coupling import affine_coupling, affine_coupling_referenc
 from reprobook.kernels.kg_rank import (
     filter_bitmask, kg_rank_counts, kg_rank_counts_reference, kg_rank_counts_triton, pack_bitmask, unpack_bitmask,
 )
+from reprobook.kernels.length_regulator import (
+    variance_regulate, variance_regulate_reference, variance_regulate_triton,
+)
 from reprobook.kernels.registry import BACKENDS, ENV_VAR, KernelSpec, all_kernels, choose_backend, get, register
 from reprobook.kernels.softmax import softmax, softmax_reference, softmax_triton
 
@@ -43,4 +46,7 @@ __all__ = [
     "softmax_triton",
     "triton_available",
     "unpack_bitmask",
+    "variance_regulate",
+    "variance_regulate_reference",
+    "variance_regulate_triton",
 ]

@@ -9,6 +9,9 @@ Pieces, each usable alone:
   Both take an ``attention`` factory, so a method can swap in its own attention (MAT's multi-branch attention)
   without copying the layers. An attention module is called as
   ``attn(query, key, value, key_padding_mask=None, causal=False) -> (B, T_q, d)``;
+* :class:`ConvFeedForward`, :class:`FFTBlock` -- FastSpeech's feed-forward Transformer block: self-attention and a
+  1-D convolutional feed-forward network, post-LN, with padded positions zeroed after each sub-layer;
+  :func:`padding_mask` turns lengths into the boolean mask every block takes;
 * :class:`Seq2SeqTransformer` -- embeddings (scaled by ``sqrt(d)``) + sinusoidal positions, encoder, decoder and
   an output projection tied to the target embedding;
 * :func:`greedy_decode`, :func:`beam_search` -- decoding (no KV cache: the decoder re-reads its prefix, which is
@@ -81,6 +84,7 @@ class MultiHeadAttention(nn.Module):
         self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(d_model, d_model) for _ in range(4))
         self.dropout = dropout
         self.store_weights = False
+        self.keep_weight_grad = False  # with store_weights: keep last_weights in the graph (an attention loss)
         self.last_weights: torch.Tensor | None = None
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,7 +109,7 @@ class MultiHeadAttention(nn.Module):
             scores = scores.masked_fill(mask, float("-inf"))
         weights = torch.softmax(scores, dim=-1)
         if self.store_weights:
-            self.last_weights = weights.detach()
+            self.last_weights = weights if self.keep_weight_grad else weights.detach()
         weights = F.dropout(weights, self.dropout, self.training)
         return (weights @ v).transpose(1, 2).reshape(query.shape[0], query.shape[1], self.d_model)
 
@@ -163,6 +167,65 @@ class DecoderLayer(nn.Module):
         y = self.norms[0](y + drop(self.self_attn(y, y, y, tgt_padding, causal=True)))
         y = self.norms[1](y + drop(self.cross_attn(y, memory, memory, src_padding)))
         out: torch.Tensor = self.norms[2](y + drop(self.ffn(y)))
+        return out
+
+
+def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
+    """``lengths (B,)`` -> bool ``(B, max_len)``, True at padding (positions ``>= lengths[b]``)."""
+    if lengths.ndim != 1:
+        raise ValueError(f"lengths must be 1-D (B,), got shape {tuple(lengths.shape)}")
+    width = int(lengths.max()) if max_len is None and lengths.numel() else (max_len or 0)
+    return torch.arange(width, device=lengths.device)[None, :] >= lengths[:, None]
+
+
+class ConvFeedForward(nn.Module):
+    """FastSpeech's FFN: ``Conv1d_k2(ReLU(Conv1d_k1(x)))`` over time, ``(B, T, d) -> (B, T, d)``.
+
+    ``kernel_sizes = (9, 1)`` in FastSpeech 2; ``(1, 1)`` is the position-wise :class:`FeedForward`.
+    """
+
+    def __init__(self, d_model: int, d_ff: int, kernel_sizes: tuple[int, int] = (9, 1), dropout: float = 0.0) -> None:
+        super().__init__()
+        k1, k2 = kernel_sizes
+        if k1 % 2 == 0 or k2 % 2 == 0:
+            raise ValueError(f"kernel_sizes must be odd (same-length convolutions), got {kernel_sizes}")
+        self.conv1 = nn.Conv1d(d_model, d_ff, k1, padding=k1 // 2)
+        self.conv2 = nn.Conv1d(d_ff, d_model, k2, padding=k2 // 2)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.dropout(F.relu(self.conv1(x.transpose(1, 2))), self.dropout, self.training)
+        out: torch.Tensor = self.conv2(h).transpose(1, 2)
+        return out
+
+
+class FFTBlock(nn.Module):
+    """Feed-forward Transformer block (FastSpeech, Sec. 3.1): ``(B, T, d) -> (B, T, d)``.
+
+    ``y = LN(x + Drop(SelfAttn(x)))``, ``out = LN(y + Drop(ConvFFN(y)))`` (post-LN), with the positions where
+    ``padding (B, T)`` is True set to zero after each sub-layer, so padding never leaks through the
+    convolutions. ``attention`` builds the self-attention (default :class:`MultiHeadAttention`).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        kernel_sizes: tuple[int, int] = (9, 1),
+        dropout: float = 0.1,
+        attention: AttentionFactory | None = None,
+        attention_dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.self_attn = attention() if attention is not None else MultiHeadAttention(d_model, num_heads, attention_dropout)
+        self.ffn = ConvFeedForward(d_model, d_ff, kernel_sizes, dropout)
+        self.norm1, self.norm2, self.dropout = nn.LayerNorm(d_model), nn.LayerNorm(d_model), dropout
+
+    def forward(self, x: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
+        keep = 1.0 if padding is None else (~padding)[..., None].to(x.dtype)
+        x = self.norm1(x + F.dropout(self.self_attn(x, x, x, padding), self.dropout, self.training)) * keep
+        out: torch.Tensor = self.norm2(x + F.dropout(self.ffn(x), self.dropout, self.training)) * keep
         return out
 
 

@@ -1,0 +1,165 @@
+"""The baseline FastSpeech 2 improves on: FastSpeech (Ren et al., 2019) and its autoregressive teacher.
+
+FastSpeech needs a teacher for two things (Sec. 1 and 3.1 of the FastSpeech 2 paper):
+
+1. **durations**: the teacher's encoder-decoder attention is read as an alignment. Of all heads, take the one whose
+   attention is most *focused* (focus rate ``F = (1/T) sum_t max_n a_{t,n}``, FastSpeech Sec. 3.3) and give
+   phoneme ``n`` the number of frames whose attention peaks on it: ``d_n = #{t : argmax_n' a_{t,n'} = n}``, so
+   ``sum_n d_n = T`` exactly;
+2. **distilled targets**: the teacher's own generated mels (sequence-level knowledge distillation), which are
+   smoother and more deterministic than the recordings; the student learns an easier, averaged mapping.
+
+The teacher here is a small Transformer TTS (Li et al., 2019): phoneme encoder, a pre-net on the previous mel
+frame, causal decoder layers with encoder-decoder attention (the shared :mod:`reprobook.nn.transformer` layers),
+and a linear mel head, trained with teacher forcing on ground-truth mels. A guided-attention loss (DC-TTS; penalty
+``W_{n,t} = 1 - exp(-(n/N - t/T)^2 / 2g^2)`` on attention off the diagonal) lets a small teacher align in minutes.
+It stops at the ground-truth frame count instead of predicting a stop token (a simplification in its favour).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reprobook.data.speech import N_MELS
+from reprobook.fastspeech2.data import Batch
+from reprobook.nn.transformer import DecoderLayer, EncoderLayer, MultiHeadAttention, padding_mask, sinusoidal_positions
+
+
+@dataclass
+class TeacherConfig:
+    """Sizes of the autoregressive Transformer TTS teacher."""
+
+    vocab_size: int
+    d_model: int = 96
+    num_heads: int = 2
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    d_ff: int = 256
+    dropout: float = 0.1
+    prenet_dropout: float = 0.5
+    guided_sigma: float = 0.2
+    guided_weight: float = 10.0
+    n_mels: int = N_MELS
+    max_len: int = 2048
+
+
+class TransformerTTS(nn.Module):
+    """``forward(batch) -> (mel (B, T, 80), [cross-attention (B, M, T, N) per decoder layer])`` with teacher forcing."""
+
+    positions: torch.Tensor
+
+    def __init__(self, config: TeacherConfig) -> None:
+        super().__init__()
+        c = self.config = config
+        d = c.d_model
+        make = lambda: MultiHeadAttention(d, c.num_heads)  # noqa: E731
+        self.embed = nn.Embedding(c.vocab_size, d, padding_idx=0)
+        self.register_buffer("positions", sinusoidal_positions(c.max_len, d), persistent=False)
+        self.encoder = nn.ModuleList(EncoderLayer(d, c.d_ff, make, c.dropout) for _ in range(c.encoder_layers))
+        self.prenet = nn.Sequential(nn.Linear(c.n_mels, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU())
+        self.decoder = nn.ModuleList(DecoderLayer(d, c.d_ff, make, c.dropout) for _ in range(c.decoder_layers))
+        self.mel_out = nn.Linear(d, c.n_mels)
+        for layer in self.decoder:
+            layer.cross_attn.store_weights = True
+
+    def encode(self, phonemes: torch.Tensor, src_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        padding = padding_mask(src_lengths, phonemes.shape[1])
+        x = F.dropout(self.embed(phonemes) + self.positions[: phonemes.shape[1]], self.config.dropout, self.training)
+        for layer in self.encoder:
+            x = layer(x, padding)
+        return x, padding
+
+    def _prenet(self, mel: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = F.dropout(self.prenet(mel), self.config.prenet_dropout, self.training)
+        return out
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        memory, src_padding = self.encode(batch.phonemes, batch.src_lengths)
+        mel_in = F.pad(batch.mel[:, :-1], (0, 0, 1, 0))  # frame t is predicted from frames < t
+        tgt_padding = padding_mask(batch.mel_lengths, batch.mel.shape[1])
+        y = self._prenet(mel_in) + self.positions[: mel_in.shape[1]]
+        for layer in self.decoder:
+            layer.cross_attn.keep_weight_grad = self.training
+            y = layer(y, memory, tgt_padding, src_padding)
+        return self.mel_out(y), [layer.cross_attn.last_weights for layer in self.decoder]
+
+    def loss(self, out: tuple[torch.Tensor, list[torch.Tensor]], batch: Batch) -> dict[str, torch.Tensor]:
+        """Mel MAE with teacher forcing + ``guided_weight`` x the guided-attention penalty on every head."""
+        mel, attentions = out
+        frames = (~padding_mask(batch.mel_lengths, batch.mel.shape[1])).to(mel.dtype)
+        l1 = ((mel - batch.mel).abs().mean(-1) * frames).sum() / frames.sum()
+        penalty = guided_attention_weights(batch.src_lengths, batch.mel_lengths, self.config.guided_sigma)
+        guided = torch.stack([(a * penalty[:, None]).sum() / (frames.sum() * a.shape[1]) for a in attentions]).mean()
+        return {"loss": l1 + self.config.guided_weight * guided, "mel": l1, "guided": guided}
+
+    @torch.no_grad()
+    def generate(
+        self, phonemes: torch.Tensor, src_lengths: torch.Tensor, num_frames: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Autoregressive synthesis, one frame at a time: ``mel (B, T, 80)`` and the cross-attention of every
+        head ``(B, L * M, T, N)``. Generation stops at ``num_frames (B,)`` (frames beyond are padding).
+
+        Post-LN layers make position ``t``'s output depend on positions ``<= t`` only, so each step runs the new
+        frame through every layer against the cached inputs of the earlier ones (a KV cache without the K/V)."""
+        was_training = self.training
+        self.eval()
+        memory, src_padding = self.encode(phonemes, src_lengths)
+        b, total = phonemes.shape[0], int(num_frames.max())
+        frame = torch.zeros(b, 1, self.config.n_mels, device=phonemes.device)
+        caches: list[torch.Tensor | None] = [None] * len(self.decoder)
+        mels, attentions = [], []
+        for t in range(total):
+            x = self._prenet(frame) + self.positions[t : t + 1]
+            step_attention = []
+            for i, layer in enumerate(self.decoder):
+                cached = caches[i]
+                caches[i] = x if cached is None else torch.cat([cached, x], 1)
+                context = caches[i]
+                assert context is not None
+                y = layer.norms[0](x + layer.self_attn(x, context, context))
+                y = layer.norms[1](y + layer.cross_attn(y, memory, memory, src_padding))
+                x = layer.norms[2](y + layer.ffn(y))
+                step_attention.append(layer.cross_attn.last_weights)
+            frame = self.mel_out(x)
+            mels.append(frame)
+            attentions.append(torch.cat(step_attention, 1))  # (B, L * M, 1, N)
+        self.train(was_training)
+        keep = (~padding_mask(num_frames, total))[..., None]
+        return torch.cat(mels, 1) * keep, torch.cat(attentions, 2) * keep[:, None]
+
+
+def guided_attention_weights(src_lengths: torch.Tensor, mel_lengths: torch.Tensor, sigma: float) -> torch.Tensor:
+    """DC-TTS penalty ``W (B, T, N)``: ``1 - exp(-(n/N - t/T)^2 / (2 sigma^2))`` inside each utterance, 0 outside."""
+    n_max, t_max = int(src_lengths.max()), int(mel_lengths.max())
+    n = torch.arange(n_max, device=src_lengths.device)[None, None, :] / src_lengths[:, None, None]
+    t = torch.arange(t_max, device=src_lengths.device)[None, :, None] / mel_lengths[:, None, None]
+    w = 1.0 - torch.exp(-((n - t) ** 2) / (2 * sigma**2))
+    inside = (n < 1) & (t < 1)
+    return w * inside
+
+
+def focus_rate(attention: torch.Tensor, num_frames: torch.Tensor) -> torch.Tensor:
+    """``F = (1/T) sum_t max_n a_{t,n}`` per utterance and head: ``(B, H, T, N) -> (B, H)``."""
+    keep = (~padding_mask(num_frames, attention.shape[2])).to(attention.dtype)
+    return (attention.max(-1).values * keep[:, None]).sum(-1) / num_frames[:, None].to(attention.dtype)
+
+
+def extract_durations(
+    attention: torch.Tensor, src_lengths: torch.Tensor, num_frames: torch.Tensor, head: int | None = None
+) -> tuple[list[torch.Tensor], int]:
+    """Phoneme durations from encoder-decoder attention ``(B, H, T, N)`` and the head used.
+
+    ``head=None`` picks the head with the highest mean focus rate over the batch. Each utterance's durations
+    count, per phoneme, the frames whose attention peaks on it; they sum to ``num_frames[b]``."""
+    if head is None:
+        head = int(focus_rate(attention, num_frames).mean(0).argmax())
+    durations = []
+    for b in range(attention.shape[0]):
+        n, t = int(src_lengths[b]), int(num_frames[b])
+        peaks = attention[b, head, :t, :n].argmax(-1)
+        durations.append(torch.bincount(peaks, minlength=n).long())
+    return durations, head

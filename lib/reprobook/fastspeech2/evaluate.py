@@ -1,0 +1,164 @@
+"""Measuring a TTS system against the held-out recordings, as in the paper's Tables 2-4.
+
+* :func:`mel_cepstral_distortion` -- MCD in dB after DTW alignment: cepstra are the orthonormal DCT-II of the log-mel
+  (coefficients 1-13; an approximation of SPTK's mel-cepstra), ``MCD = (10 / ln 10) sqrt(2 sum_k (c_k - c^_k)^2)``
+  averaged over the aligned frames;
+* :func:`pitch_moments` -- standard deviation, skewness and kurtosis of the voiced F0 (Table 3), and
+  :func:`pitch_dtw_distance` -- the mean |F0 - F0^| in Hz along the DTW path between the two contours;
+* :func:`energy_mae` -- mean |e - e^| along the mel DTW path (Table 4);
+* :func:`duration_mae` -- mean |d - d^| in frames per phoneme;
+* :func:`real_time_factor` -- seconds of compute per second of audio.
+
+Pitch and energy are measured on audio, the way the paper does: every system's mel goes through the same
+Griffin-Lim (:func:`~reprobook.fastspeech2.audio.griffin_lim`), then the corpus's own pitch and energy extractors.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from reprobook.data.speech import HOP_LENGTH, SAMPLE_RATE, frame_energy, frame_pitch
+from reprobook.fastspeech2.variance import interpolate_unvoiced
+
+
+def _dct_matrix(n: int, k: int) -> torch.Tensor:
+    i = torch.arange(n, dtype=torch.float64)
+    basis = torch.cos(math.pi / n * (i[None, :] + 0.5) * torch.arange(k, dtype=torch.float64)[:, None])
+    basis[0] *= 1 / math.sqrt(2)
+    return basis * math.sqrt(2 / n)
+
+
+def cepstra(mel: torch.Tensor, num: int = 13) -> np.ndarray:
+    """Coefficients 1..num of the orthonormal DCT of a log-mel ``(T, n_mels)``: ``(T, num)``."""
+    basis = _dct_matrix(mel.shape[-1], num + 1)[1:]
+    return (mel.detach().double().cpu() @ basis.t()).numpy()
+
+
+def dtw_path(a: np.ndarray, b: np.ndarray) -> list[tuple[int, int]]:
+    """Dynamic time warping of ``a (T1, k)`` and ``b (T2, k)`` with Euclidean frame costs; steps (1,0), (0,1),
+    (1,1). Returns the optimal path as ``(i, j)`` pairs from ``(0, 0)`` to ``(T1 - 1, T2 - 1)``."""
+    a2, b2 = (a.reshape(len(a), -1), b.reshape(len(b), -1))
+    cost = np.sqrt(((a2[:, None, :] - b2[None, :, :]) ** 2).sum(-1))
+    n, m = cost.shape
+    acc = np.full((n + 1, m + 1), np.inf)
+    acc[0, 0] = 0.0
+    for i in range(1, n + 1):
+        row, prev = acc[i], acc[i - 1]
+        diag_up = np.minimum(prev[1:], prev[:-1]) + cost[i - 1]  # from (i-1, j) or (i-1, j-1)
+        for j in range(1, m + 1):  # the (i, j-1) dependency is sequential
+            row[j] = min(diag_up[j - 1], row[j - 1] + cost[i - 1, j - 1])
+    path, i, j = [], n, m
+    while i > 0 and j > 0:
+        path.append((i - 1, j - 1))
+        step = int(np.argmin([acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]]))
+        i, j = (i - 1, j - 1) if step == 0 else (i - 1, j) if step == 1 else (i, j - 1)
+    return path[::-1]
+
+
+def mel_cepstral_distortion(mel: torch.Tensor, reference: torch.Tensor) -> tuple[float, list[tuple[int, int]]]:
+    """MCD (dB) between log-mels ``(T1, 80)`` and ``(T2, 80)`` after DTW, and the path (generated, reference)."""
+    c, r = cepstra(mel), cepstra(reference)
+    path = dtw_path(c, r)
+    diff = np.stack([c[i] - r[j] for i, j in path])
+    return float(np.mean(10 / math.log(10) * np.sqrt(2 * (diff**2).sum(-1)))), path
+
+
+def pitch_moments(f0: torch.Tensor) -> tuple[float, float, float]:
+    """``(std, skewness, excess kurtosis)`` of the voiced frames (F0 > 0) in Hz; NaN if fewer than 3 voiced."""
+    v = f0[f0 > 0].double()
+    if v.numel() < 3:
+        return math.nan, math.nan, math.nan
+    mean, std = v.mean(), v.std(unbiased=False)
+    z = (v - mean) / std.clamp(min=1e-9)
+    return float(std), float((z**3).mean()), float((z**4).mean() - 3)
+
+
+def pitch_dtw_distance(f0: torch.Tensor, reference: torch.Tensor) -> float:
+    """Mean |F0 - F0_ref| (Hz) along the DTW path of the two contours, unvoiced frames interpolated."""
+    a, b = interpolate_unvoiced(f0).double().numpy(), interpolate_unvoiced(reference).double().numpy()
+    path = dtw_path(a[:, None], b[:, None])
+    return float(np.mean([abs(a[i] - b[j]) for i, j in path]))
+
+
+def energy_mae(energy: torch.Tensor, reference: torch.Tensor, path: Sequence[tuple[int, int]]) -> float:
+    """Mean |e - e_ref| along ``path`` (pairs of frame indices, e.g. the MCD path)."""
+    n, m = energy.numel(), reference.numel()
+    return float(np.mean([abs(float(energy[min(i, n - 1)]) - float(reference[min(j, m - 1)])) for i, j in path]))
+
+
+def duration_mae(durations: torch.Tensor, reference: torch.Tensor) -> float:
+    """Mean absolute difference in frames per phoneme."""
+    if durations.shape != reference.shape:
+        raise ValueError(f"durations {tuple(durations.shape)} and reference {tuple(reference.shape)} must match")
+    return float((durations.double() - reference.double()).abs().mean())
+
+
+def real_time_factor(synthesize: Callable[[], torch.Tensor], repeats: int = 1) -> float:
+    """Seconds of compute per second of audio produced: ``synthesize()`` returns a waveform ``(L,)`` or a mel
+    ``(T, 80)`` (counted as ``T * 256`` samples). The best of ``repeats`` runs."""
+    best = math.inf
+    out = torch.zeros(1)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = synthesize()
+        best = min(best, time.perf_counter() - start)
+    samples = out.numel() if out.ndim == 1 else out.shape[0] * HOP_LENGTH
+    return best / (samples / SAMPLE_RATE)
+
+
+@dataclass
+class Scores:
+    """Averages over the test utterances (``pitch_*`` of the generated audio; ``gt_pitch_*`` of the recordings)."""
+
+    mcd: float
+    pitch_std: float
+    pitch_skew: float
+    pitch_kurtosis: float
+    pitch_dtw: float
+    energy_mae: float
+    duration_mae: float
+    gt_pitch_std: float
+    gt_pitch_skew: float
+    gt_pitch_kurtosis: float
+
+    @property
+    def moment_distance(self) -> float:
+        """``|std - std_gt| / std_gt + |skew - skew_gt| + |kurt - kurt_gt|``: one number for Table 3's moments."""
+        return (abs(self.pitch_std - self.gt_pitch_std) / self.gt_pitch_std + abs(self.pitch_skew - self.gt_pitch_skew)
+                + abs(self.pitch_kurtosis - self.gt_pitch_kurtosis))
+
+
+def score(
+    mels: Sequence[torch.Tensor],
+    waveforms: Sequence[torch.Tensor],
+    references: Sequence[torch.Tensor],
+    reference_f0: Sequence[torch.Tensor],
+    reference_energy: Sequence[torch.Tensor],
+    durations: Sequence[torch.Tensor | None] | None = None,
+    reference_durations: Sequence[torch.Tensor] | None = None,
+) -> Scores:
+    """All metrics over a test set: generated mels ``(T, 80)`` and their audio, against the reference mels,
+    the recordings' F0 and energy and (optionally) phoneme durations."""
+    if not mels or not (len(mels) == len(waveforms) == len(references) == len(reference_f0) == len(reference_energy)):
+        raise ValueError("mels, waveforms, references, reference_f0 and reference_energy must be non-empty and equally long")
+    rows, gt_rows = [], []
+    for k, (mel, wave, ref, f0_ref, e_ref) in enumerate(zip(mels, waveforms, references, reference_f0, reference_energy)):
+        mcd, path = mel_cepstral_distortion(mel, ref)
+        f0 = frame_pitch(wave)
+        moments, gt = pitch_moments(f0), pitch_moments(f0_ref)
+        dur = math.nan
+        if durations is not None and reference_durations is not None and durations[k] is not None:
+            dur = duration_mae(durations[k], reference_durations[k])  # type: ignore[arg-type]
+        rows.append([mcd, *moments, pitch_dtw_distance(f0, f0_ref), energy_mae(frame_energy(wave), e_ref, path), dur])
+        gt_rows.append(gt)
+    with warnings.catch_warnings():  # an all-NaN column (no durations) averages to NaN, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        m, g = np.nanmean(np.array(rows, dtype=float), 0), np.nanmean(np.array(gt_rows, dtype=float), 0)
+    return Scores(*(float(x) for x in m), *(float(x) for x in g))

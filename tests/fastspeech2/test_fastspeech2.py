@@ -1,0 +1,246 @@
+"""FastSpeech 2: length regulator, CWT pitch, the model's shapes, controls, losses, a tiny overfit, bad inputs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from reprobook.fastspeech2 import (
+    FastSpeech2,
+    FastSpeech2Config,
+    TTSData,
+    collate,
+    cwt_decompose,
+    cwt_reconstruct,
+    durations_to_mel2ph,
+    encode_text,
+    length_regulate,
+    load_data,
+    stats_of,
+)
+from reprobook.fastspeech2.variance import check_durations, interpolate_unvoiced, naive_length_regulate
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> TTSData:
+    return load_data(14, 2, 2, cache_dir=str(tmp_path_factory.mktemp("speech")))
+
+
+def _model(data: TTSData, **kwargs: object) -> FastSpeech2:
+    torch.manual_seed(0)
+    config = FastSpeech2Config(vocab_size=len(data.vocab), d_model=32, d_ff=64, kernel_sizes=(3, 1),
+                               predictor_filter=32, **kwargs)  # type: ignore[arg-type]
+    return FastSpeech2(config, stats_of(data))
+
+
+def test_durations_sum_to_mel_frames_and_targets_line_up(data: TTSData) -> None:
+    assert len(data.train) == 10 and len(data.valid) == 2 and len(data.test) == 2
+    assert not {i.text for i in data.test} & {i.text for i in data.train}  # held-out sentences
+    for item in data.train + data.valid + data.test:
+        frames = item.mel.shape[0]
+        assert int(item.durations.sum()) == frames
+        assert item.f0.shape == item.energy.shape == (frames,) and item.cwt.shape == (frames, 10)
+        assert bool((item.f0 > 0).all())  # unvoiced frames interpolated
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_length_regulator_equals_the_naive_loop_including_zero_durations(seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    durations = torch.randint(0, 4, (3, 7), generator=generator)
+    durations[0, :3] = 0  # leading zeros
+    durations[2] = 0  # an utterance of length zero
+    durations[2, -1] = 2
+    h = torch.randn(3, 7, 5, generator=generator)
+    out, lengths = length_regulate(h, durations)
+    torch.testing.assert_close(out, naive_length_regulate(h, durations))
+    assert lengths.tolist() == durations.sum(1).tolist()
+    mel2ph = durations_to_mel2ph(durations)
+    for b in range(3):
+        assert mel2ph[b, : lengths[b]].tolist() == [i + 1 for i, d in enumerate(durations[b].tolist()) for _ in range(d)]
+        assert bool((mel2ph[b, lengths[b] :] == 0).all())
+
+
+def test_length_regulator_pads_and_cuts_to_max_frames() -> None:
+    h = torch.randn(1, 3, 4)
+    out, lengths = length_regulate(h, torch.tensor([[2, 3, 4]]), max_frames=12)
+    assert out.shape == (1, 12, 4) and bool((out[0, 9:] == 0).all()) and lengths.tolist() == [9]
+    cut, _ = length_regulate(h, torch.tensor([[2, 3, 4]]), max_frames=4)
+    torch.testing.assert_close(cut[0], torch.stack([h[0, 0], h[0, 0], h[0, 1], h[0, 1]]))
+
+
+@pytest.mark.parametrize(
+    ("durations", "match"),
+    [
+        (torch.tensor([[1, -1, 2]]), ">= 0"),
+        (torch.tensor([[1.0, math.nan, 2.0]]), "NaN"),
+        (torch.tensor([[1.0, math.inf, 2.0]]), "NaN or infinite"),
+        (torch.tensor([[1.5, 1.0, 2.0]]), "whole numbers"),
+        (torch.tensor([[1, 2]]), "lengths must match"),
+    ],
+)
+def test_bad_durations_give_a_clear_error(durations: torch.Tensor, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        length_regulate(torch.randn(1, 3, 4), durations)
+
+
+def test_cwt_has_ten_scales_and_reconstructs_a_contour() -> None:
+    t = torch.arange(200, dtype=torch.float64) * 0.0116
+    lf0 = torch.sin(2 * math.pi * 1.3 * t) + 0.5 * torch.sin(2 * math.pi * 4.1 * t)
+    lf0 = (lf0 - lf0.mean()) / lf0.std()
+    w = cwt_decompose(lf0)
+    assert w.shape == (200, 10)
+    rebuilt = cwt_reconstruct(w)
+    assert abs(float(rebuilt.mean())) < 1e-6 and abs(float(rebuilt.std()) - 1) < 1e-6
+    assert float(torch.corrcoef(torch.stack([rebuilt, lf0]))[0, 1]) > 0.9
+
+
+def test_cwt_reconstructs_the_corpus_pitch(data: TTSData) -> None:
+    item = data.train[0]
+    z = (torch.log(item.f0) - item.lf0_mean) / item.lf0_std
+    assert float(torch.corrcoef(torch.stack([cwt_reconstruct(item.cwt), z]))[0, 1]) > 0.8
+
+
+def test_masked_reconstruction_ignores_padding() -> None:
+    w = torch.randn(2, 30, 10)
+    mask = torch.ones(2, 30, dtype=torch.bool)
+    mask[1, 20:] = False
+    out = cwt_reconstruct(w, mask)
+    torch.testing.assert_close(out[1, :20], cwt_reconstruct(w[1, :20]))
+    assert bool((out[1, 20:] == 0).all())
+
+
+def test_interpolate_unvoiced() -> None:
+    f0 = torch.tensor([0.0, 100.0, 0.0, 0.0, 130.0, 0.0])
+    assert interpolate_unvoiced(f0).tolist() == pytest.approx([100, 100, 110, 120, 130, 130])
+    assert interpolate_unvoiced(torch.zeros(4)).tolist() == [100.0] * 4
+
+
+@pytest.mark.parametrize("pitch", ["cwt", "frame", "none"])
+@pytest.mark.parametrize("energy", [True, False])
+def test_forward_shapes_and_finite_loss(data: TTSData, pitch: str, energy: bool) -> None:
+    model = _model(data, pitch=pitch, energy=energy)
+    batch = collate(data.train[:3])
+    out = model(batch)
+    b, t = batch.mel.shape[:2]
+    assert out["mel"].shape == (b, t, 80) and out["log_duration"].shape == batch.phonemes.shape
+    assert ("pitch" in out) == (pitch != "none") and ("energy" in out) == energy
+    if pitch == "cwt":
+        assert out["pitch"].shape == (b, t, 10) and out["pitch_stats"].shape == (b, 2)
+    losses = model.loss(out, batch)
+    assert set(losses) == {"loss", "mel", "duration"} | ({"pitch"} if pitch != "none" else set()) | (
+        {"energy"} if energy else set())
+    assert all(bool(torch.isfinite(v)) for v in losses.values())
+    losses["loss"].backward()
+
+
+def test_padding_does_not_change_an_utterance(data: TTSData) -> None:
+    model = _model(data).eval()
+    alone = model.infer(data.train[0].phonemes)
+    together = model.infer(collate(data.train[:3]).phonemes)
+    t = int(alone["mel_lengths"][0])
+    assert int(together["mel_lengths"][0]) == t
+    torch.testing.assert_close(together["mel"][0, :t], alone["mel"][0], atol=1e-4, rtol=1e-4)
+
+
+def test_controls_change_length_pitch_and_energy_as_asked(data: TTSData) -> None:
+    model = _model(data).eval()
+    with torch.no_grad():  # durations of about 4 frames per phoneme, so rounding stays small
+        model.duration_predictor.out.bias.fill_(math.log(5.0))
+        model.duration_predictor.out.weight.mul_(0.01)
+    ids = data.train[0].phonemes
+    base = model.infer(ids)
+    n = int(base["mel_lengths"][0])
+    for speed in (0.8, 1.25):
+        out = model.infer(ids, speed=speed)
+        assert abs(int(out["mel_lengths"][0]) / n - 1 / speed) < 0.1
+    faster = model.infer(ids, speed=1.25)
+    assert faster["mel"].shape[1] < n < model.infer(ids, speed=0.8)["mel"].shape[1]
+    for factor in (0.8, 1.2):
+        out = model.infer(ids, pitch=factor)
+        torch.testing.assert_close(out["f0"], base["f0"] * factor)
+        torch.testing.assert_close(out["energy"], base["energy"])  # the pitch knob leaves energy alone
+    louder, quieter = model.infer(ids, energy=1.5), model.infer(ids, energy=0.5)
+    assert bool((louder["energy"] >= base["energy"]).all()) and bool((quieter["energy"] <= base["energy"]).all())
+    torch.testing.assert_close(louder["f0"], base["f0"])  # ming024's bug: the energy knob read the pitch control
+    assert not torch.allclose(louder["mel"], base["mel"])
+
+
+def test_oracle_durations_give_the_recorded_length(data: TTSData) -> None:
+    model = _model(data)
+    item = data.train[1]
+    out = model.infer(item.phonemes, durations=item.durations[None])
+    assert out["mel"].shape[1] == item.mel.shape[0]
+    torch.testing.assert_close(out["durations"][0], item.durations)
+
+
+def test_all_zero_predicted_durations_still_give_one_frame(data: TTSData) -> None:
+    model = _model(data).eval()
+    with torch.no_grad():
+        model.duration_predictor.out.bias.fill_(-20.0)
+        model.duration_predictor.out.weight.zero_()
+    assert model.infer(data.train[0].phonemes)["mel"].shape[1] == 1
+
+
+def test_tiny_overfit(data: TTSData) -> None:
+    model = _model(data)
+    batch = collate(data.train[:4])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(60):
+        losses = model.loss(model(batch), batch)
+        opt.zero_grad()
+        losses["loss"].backward()
+        opt.step()
+        first = first if first is not None else {k: float(v) for k, v in losses.items()}
+    assert float(losses["mel"]) < 0.5 * first["mel"]
+    assert float(losses["loss"]) < 0.5 * first["loss"]
+
+
+def test_bad_inputs_give_clear_errors(data: TTSData) -> None:
+    model = _model(data)
+    with pytest.raises(ValueError, match="non-empty"):
+        model.infer(torch.zeros(1, 0, dtype=torch.long))
+    for name in ("speed", "pitch", "energy"):
+        with pytest.raises(ValueError, match=name):
+            model.infer(data.train[0].phonemes, **{name: 0.0})
+        with pytest.raises(ValueError, match=name):
+            model.infer(data.train[0].phonemes, **{name: math.nan})
+    with pytest.raises(ValueError, match="lengths must match"):
+        model.infer(data.train[0].phonemes, durations=torch.ones(1, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="text"):
+        encode_text(data, "")
+    with pytest.raises(ValueError, match="no phonemes"):
+        encode_text(data, "...")
+    with pytest.raises(ValueError, match="pitch="):
+        FastSpeech2Config(vocab_size=10, pitch="f0")  # type: ignore[arg-type]
+    item = data.train[0]
+    with pytest.raises(ValueError, match="must agree"):
+        collate([item], mels=[item.mel[:-1]])
+    with pytest.raises(ValueError, match="at least one"):
+        collate([])
+
+
+def test_encode_text_gives_corpus_ids(data: TTSData) -> None:
+    ids = encode_text(data, data.train[0].text)
+    assert ids.dtype == torch.int64 and ids.ndim == 1 and int(ids.min()) >= 1
+
+
+def test_check_durations_accepts_float_whole_numbers() -> None:
+    assert check_durations(torch.tensor([1.0, 0.0, 3.0])).dtype == torch.int64
+
+
+def test_load_data_rejects_too_small_a_corpus(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="too little"):
+        load_data(4, 2, 2, cache_dir=str(tmp_path))
