@@ -160,7 +160,8 @@ def test_pitch_rises_with_espeak_pitch() -> None:
 def _assert_same(a: corpus_module.SpeechCorpus, b: corpus_module.SpeechCorpus) -> None:
     assert a.vocab == b.vocab and len(a) == len(b)
     for x, y in zip(a.examples, b.examples):
-        assert (x.text, x.voice, x.rate, x.pitch_setting, x.phonemes) == (y.text, y.voice, y.rate, y.pitch_setting, y.phonemes)
+        assert (x.text, x.voice, x.rate, x.pitch_setting, x.intonation, x.phonemes) == (
+            y.text, y.voice, y.rate, y.pitch_setting, y.intonation, y.phonemes)
         for name in ("phoneme_ids", "durations", "mel", "pitch", "energy", "waveform"):
             assert torch.equal(getattr(x, name), getattr(y, name)), name
 
@@ -171,7 +172,7 @@ def test_corpus_examples_are_consistent(tmp_path: Path) -> None:
     assert len(set(corpus.vocab)) == len(corpus.vocab)
     assert len({(e.rate, e.pitch_setting) for e in corpus.examples}) > 1  # settings vary
     drawn = corpus_module._sentences(4, "en", seed=0)
-    assert [(e.text, e.rate, e.pitch_setting) for e in corpus.examples] == drawn
+    assert [(e.text, e.rate, e.pitch_setting, e.intonation) for e in corpus.examples] == drawn
     for example in corpus.examples:
         assert not any(c.isdigit() for c in example.text)  # numbers are spelled out
         assert [corpus.vocab[i] for i in example.phoneme_ids] == example.phonemes
@@ -201,14 +202,14 @@ def test_corpus_sentences_are_the_text_sentences_translated_across_voices() -> N
     for voice in sorted(VOICES):
         known = _text_sentences(voice)
         drawn = corpus_module._sentences(300, voice, seed=5)
-        assert all(text in known for text, _, _ in drawn), voice
-        draws[voice] = [(known[text], rate, pitch) for text, rate, pitch in drawn]
+        assert all(text in known for text, *_ in drawn), voice
+        draws[voice] = [(known[text], *settings) for text, *settings in drawn]
         assert corpus_module._sentences(40, voice, seed=5) == drawn[:40]  # a prefix of a longer draw
     assert all(d == draws["en"] for d in draws.values())
-    numbers_drawn = {n for (n, _), _, _ in draws["en"]}
+    numbers_drawn = {n for (n, _), *_ in draws["en"]}
     assert min(numbers_drawn) >= 2 and max(numbers_drawn) <= 999 and len(numbers_drawn) > 200
-    assert len({t for (_, t), _, _ in draws["en"]}) == NUM_TEMPLATES
-    spanish = [text for text, _, _ in corpus_module._sentences(300, "es", seed=5)]
+    assert len({t for (_, t), *_ in draws["en"]}) == NUM_TEMPLATES
+    spanish = [text for text, *_ in corpus_module._sentences(300, "es", seed=5)]
     assert not [t for t in spanish if " uno " in f" {t} " or "veintiuno" in t]  # apocope before the noun
     assert any("veintiún" in t or " y un " in t for t in spanish)
 
@@ -277,3 +278,16 @@ def test_mismatched_frame_count_and_unknown_phoneme_are_rejected(tmp_path: Path)
     corpus = build_corpus(1, voice="en", seed=0, cache_dir=tmp_path)
     with pytest.raises(ValueError, match="not in this corpus"):
         corpus.encode(["'aI", "no-such-phoneme"])
+
+
+def test_intonation_widens_the_pitch_movement() -> None:
+    text = "The train leaves from platform nine."
+    spreads = []
+    for setting in (0, 100):
+        pitch = frame_pitch(synthesize(text, pitch=80, intonation=setting).waveform)
+        voiced = torch.log(pitch[pitch > 0])
+        spreads.append(float(voiced.std()))
+    flat, lively = spreads
+    assert lively > 2 * flat
+    with pytest.raises(ValueError, match="intonation"):
+        synthesize(text, intonation=101)

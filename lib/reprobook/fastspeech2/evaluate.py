@@ -1,8 +1,8 @@
 """Measuring a TTS system against the held-out recordings, as in the paper's Tables 2-4.
 
-* :func:`mel_cepstral_distortion` -- MCD in dB after DTW alignment: cepstra are the orthonormal DCT-II of the log-mel
-  (coefficients 1-13; an approximation of SPTK's mel-cepstra), ``MCD = (10 / ln 10) sqrt(2 sum_k (c_k - c^_k)^2)``
-  averaged over the aligned frames;
+* :func:`mel_cepstral_distortion` -- MCD in dB after DTW alignment: cepstra ``c_1 .. c_13`` are the cosine transform
+  of the log-mel (:func:`cepstra`, an approximation of SPTK's mel-cepstra), ``MCD = (10 / ln 10) sqrt(2 sum_k
+  (c_k - c^_k)^2)`` averaged over the aligned frames;
 * :func:`pitch_moments` -- standard deviation, skewness and kurtosis of the voiced F0 (Table 3), and
   :func:`pitch_dtw_distance` -- the mean |F0 - F0^| in Hz along the DTW path between the two contours;
 * :func:`energy_mae` -- mean |e - e^| along the mel DTW path (Table 4);
@@ -24,20 +24,26 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from reprobook.data.speech import HOP_LENGTH, SAMPLE_RATE, frame_energy, frame_pitch
+from reprobook.data.speech import HOP_LENGTH, SAMPLE_RATE, frame_energy, frame_pitch, log_mel
+from reprobook.fastspeech2.audio import griffin_lim
+from reprobook.fastspeech2.baseline import TransformerTTS
+from reprobook.fastspeech2.data import TTSItem
+from reprobook.fastspeech2.model import FastSpeech2
+from reprobook.fastspeech2.train import FastSpeech2s
 from reprobook.fastspeech2.variance import interpolate_unvoiced
 
 
-def _dct_matrix(n: int, k: int) -> torch.Tensor:
-    i = torch.arange(n, dtype=torch.float64)
-    basis = torch.cos(math.pi / n * (i[None, :] + 0.5) * torch.arange(k, dtype=torch.float64)[:, None])
-    basis[0] *= 1 / math.sqrt(2)
-    return basis * math.sqrt(2 / n)
-
-
 def cepstra(mel: torch.Tensor, num: int = 13) -> np.ndarray:
-    """Coefficients 1..num of the orthonormal DCT of a log-mel ``(T, n_mels)``: ``(T, num)``."""
-    basis = _dct_matrix(mel.shape[-1], num + 1)[1:]
+    """Cepstral coefficients ``c_1 .. c_num`` of a natural-log mel spectrum ``(T, n_mels)``: ``(T, num)``.
+
+    The log spectrum sampled at ``n`` mel-warped frequencies ``w_i = pi (i + 1/2) / n`` is read as the cosine
+    series ``log|X(w)| = c_0 + 2 sum_k c_k cos(k w)``, so ``c_k = (1/n) sum_i x_i cos(k w_i)``: the scale of
+    SPTK's mel-cepstra, which the MCD formula assumes. An approximation: SPTK estimates mel-cepstra from the
+    linear spectrum through a frequency warp; here the cosine transform of the 80 mel bands stands in.
+    """
+    n = mel.shape[-1]
+    omega = math.pi * (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    basis = torch.cos(torch.arange(1, num + 1, dtype=torch.float64)[:, None] * omega[None, :]) / n
     return (mel.detach().double().cpu() @ basis.t()).numpy()
 
 
@@ -162,3 +168,59 @@ def score(
         warnings.simplefilter("ignore", RuntimeWarning)
         m, g = np.nanmean(np.array(rows, dtype=float), 0), np.nanmean(np.array(gt_rows, dtype=float), 0)
     return Scores(*(float(x) for x in m), *(float(x) for x in g))
+
+
+@dataclass
+class Synthesis:
+    """What a system produced for a list of utterances: log-mels ``(T, 80)``, waveforms ``(L,)``, the phoneme
+    durations it used (None for the autoregressive teacher, which has none) and the seconds spent."""
+
+    mels: list[torch.Tensor]
+    waveforms: list[torch.Tensor]
+    durations: list[torch.Tensor | None]
+    seconds: float
+
+
+def synthesize_items(system: torch.nn.Module | None, items: Sequence[TTSItem], **controls: float) -> Synthesis:
+    """Run ``system`` on every item's phonemes, one utterance at a time, free-running (predicted durations,
+    pitch and energy; ``controls`` as :meth:`FastSpeech2.infer`).
+
+    ``system`` is a :class:`FastSpeech2` (FastSpeech 2, an ablation or the FastSpeech student), a
+    :class:`FastSpeech2s` (waveform out; its mel is re-analysed from the audio), a :class:`TransformerTTS`
+    (autoregressive, stopped at the recording's frame count: it has no stop token) or None for the recordings'
+    own mels (the vocoder's ceiling). Mels are heard through :func:`griffin_lim`."""
+    if controls and not isinstance(system, (FastSpeech2, FastSpeech2s)):
+        raise ValueError(f"controls {sorted(controls)} apply to FastSpeech 2 and 2s only, not {type(system).__name__}")
+    mels, waves, durations = [], [], []
+    start = time.perf_counter()
+    for item in items:
+        duration: torch.Tensor | None = None
+        if system is None:
+            mel = item.mel
+        elif isinstance(system, FastSpeech2s):
+            wave = system.synthesize(item.phonemes, **controls)
+            mel = log_mel(wave).t()
+            duration = system.acoustic.infer(item.phonemes, **controls)["durations"][0]  # type: ignore[arg-type]
+        elif isinstance(system, FastSpeech2):
+            system.eval()
+            out = system.infer(item.phonemes, **controls)  # type: ignore[arg-type]
+            mel, duration = out["mel"][0], out["durations"][0]
+        elif isinstance(system, TransformerTTS):
+            mel = system.generate(item.phonemes[None], torch.tensor([item.phonemes.numel()]),
+                                  torch.tensor([item.mel.shape[0]]))[0][0]
+        else:
+            raise TypeError(f"system must be FastSpeech2, FastSpeech2s, TransformerTTS or None, got {type(system).__name__}")
+        if not isinstance(system, FastSpeech2s):
+            wave = griffin_lim(mel)
+        mels.append(mel)
+        waves.append(wave)
+        durations.append(duration)
+    return Synthesis(mels, waves, durations, time.perf_counter() - start)
+
+
+def evaluate(system: torch.nn.Module | None, items: Sequence[TTSItem], **controls: float) -> tuple[Scores, Synthesis]:
+    """:func:`synthesize_items`, then :func:`score` against the items' recordings."""
+    out = synthesize_items(system, items, **controls)
+    scores = score(out.mels, out.waveforms, [i.mel for i in items], [i.f0_raw for i in items],
+                   [i.energy_raw for i in items], out.durations, [i.durations for i in items])
+    return scores, out

@@ -59,6 +59,7 @@ class FastSpeech2Config:
     predictor_filter: int = 96
     predictor_dropout: float = 0.5
     num_bins: int = 256
+    pitch_range_hz: tuple[float, float] = (F0_LOW, F0_HIGH)
     pitch: Literal["cwt", "frame", "none"] = "cwt"
     energy: bool = True
     n_mels: int = N_MELS
@@ -107,7 +108,7 @@ class FastSpeech2(nn.Module):
         )
         self.pitch_stats = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 2)) if c.pitch == "cwt" else None
         self.energy_predictor = VariancePredictor(d, c.predictor_filter, 1, dropout=c.predictor_dropout) if c.energy else None
-        self.register_buffer("pitch_bins", log_bins(F0_LOW, F0_HIGH, c.num_bins))
+        self.register_buffer("pitch_bins", log_bins(*c.pitch_range_hz, c.num_bins))
         self.register_buffer("energy_bins", linear_bins(-3.0, 3.0, c.num_bins))
         self.pitch_table = nn.Embedding(c.num_bins, d) if c.pitch != "none" else None
         self.energy_table = nn.Embedding(c.num_bins, d) if c.energy else None

@@ -3,7 +3,7 @@
 The sentences are those of :mod:`reprobook.data.text`: each utterance draws a number
 (:func:`~reprobook.data.text.numbers`) and a template, and speaks
 :func:`~reprobook.data.text.sentence` in the voice's language ("I have twenty-one books",
-"tengo veintiún libros"), with its own speaking rate and base pitch. The draw does not depend on the
+"tengo veintiún libros"), with its own speaking rate, base pitch and intonation. The draw does not depend on the
 voice, so one seed gives the same (number, template) sequence, translated, in every language.
 The first call synthesises and featurises (100 utterances, about 3.5 minutes of audio, take 2 to 4 s
 on two CPU cores) and saves the result under ``cache_dir/speech/`` (about 0.1 MB an utterance);
@@ -30,12 +30,15 @@ from reprobook.data.speech.espeak import PAUSE, VOICES, synthesize
 from reprobook.data.speech.features import durations_in_frames, frame_energy, frame_pitch, log_mel
 from reprobook.data.text import NUM_TEMPLATES, numbers, sentence
 
-CACHE_VERSION = "speech-corpus-2"
+CACHE_VERSION = "speech-corpus-3"
 """Part of every cache key: bump it when the sentences, the synthesis or the features change."""
 
 RATE_RANGE = (150, 210)
-PITCH_RANGE = (30, 70)
-"""Per-utterance draws (inclusive): espeak rate (wpm) and base pitch."""
+PITCH_RANGE = (60, 99)
+INTONATION_RANGE = (20, 90)
+"""Per-utterance draws (inclusive): espeak rate (wpm), base pitch and pitch range (intonation). The base
+pitch stays high (median F0 of about 115 to 170 Hz): lower voices put their harmonics closer than the
+80-band mel resolves, and Griffin-Lim then returns audio whose pitch cannot be measured."""
 
 PAD = "<pad>"
 """Vocabulary entry 0, for padding batches; :data:`PAUSE` is entry 1."""
@@ -49,13 +52,14 @@ class Example:
     ``phoneme_ids``/``durations``: ``(N,)`` int64, ``durations.sum() == T``;
     ``mel``: ``(80, T)`` log-magnitude; ``pitch``: ``(T,)`` F0 in Hz (0 = unvoiced);
     ``energy``: ``(T,)``; ``waveform``: ``(L,)`` float32 at 22 050 Hz.
-    ``rate`` and ``pitch_setting`` are the espeak settings it was spoken with.
+    ``rate``, ``pitch_setting`` and ``intonation`` are the espeak settings it was spoken with.
     """
 
     text: str
     voice: str
     rate: int
     pitch_setting: int
+    intonation: int
     phonemes: list[str]
     phoneme_ids: torch.Tensor
     durations: torch.Tensor
@@ -99,16 +103,16 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("REPROBOOK_DATA") or Path.home() / ".cache" / "reprobook")
 
 
-def _sentences(num_utterances: int, voice: str, seed: int) -> list[tuple[str, int, int]]:
-    """``(text, rate, pitch)`` per utterance; the first ``k`` do not depend on ``num_utterances``."""
+def _sentences(num_utterances: int, voice: str, seed: int) -> list[tuple[str, int, int, int]]:
+    """``(text, rate, pitch, intonation)`` per utterance; the first ``k`` do not depend on ``num_utterances``."""
     rng = random.Random(seed)
     usable = numbers()
     drawn = []
     for _ in range(num_utterances):
         template = rng.randrange(NUM_TEMPLATES)
         number = rng.choice(usable)
-        rate, pitch = rng.randint(*RATE_RANGE), rng.randint(*PITCH_RANGE)
-        drawn.append((sentence(number, template, voice), rate, pitch))
+        rate, pitch, intonation = rng.randint(*RATE_RANGE), rng.randint(*PITCH_RANGE), rng.randint(*INTONATION_RANGE)
+        drawn.append((sentence(number, template, voice), rate, pitch, intonation))
     return drawn
 
 
@@ -131,8 +135,8 @@ def _cache_path(cache_dir: Path, arguments: dict[str, object]) -> Path:
 
 def _synthesize_corpus(num_utterances: int, voice: str, seed: int) -> SpeechCorpus:
     drafts = []
-    for text, rate, pitch in _sentences(num_utterances, voice, seed):
-        utterance = synthesize(text, voice=voice, rate=rate, pitch=pitch)
+    for text, rate, pitch, intonation in _sentences(num_utterances, voice, seed):
+        utterance = synthesize(text, voice=voice, rate=rate, pitch=pitch, intonation=intonation)
         mel = log_mel(utterance.waveform)
         drafts.append((utterance, mel, durations_in_frames(utterance, mel.shape[-1])))
     symbols = {symbol for utterance, _, _ in drafts for symbol in utterance.phonemes}
@@ -143,6 +147,7 @@ def _synthesize_corpus(num_utterances: int, voice: str, seed: int) -> SpeechCorp
             voice=voice,
             rate=utterance.rate,
             pitch_setting=utterance.pitch,
+            intonation=utterance.intonation,
             phonemes=utterance.phonemes,
             phoneme_ids=_encode(vocab, utterance.phonemes),
             durations=durations,

@@ -46,6 +46,9 @@ RATE_RANGE = (80, 450)
 PITCH_RANGE = (0, 100)
 """espeak's base-pitch setting (default 50); not in Hz."""
 
+INTONATION_RANGE = (0, 100)
+"""espeak's pitch-range setting (default 50): how far the pitch moves within a sentence, 0 = monotone."""
+
 # Constants from espeak-ng's speak_lib.h.
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_PHONEME_EVENTS = 0x0001
@@ -55,6 +58,7 @@ _EVENT_LIST_TERMINATED = 0
 _EVENT_PHONEME = 7
 _PARAMETER_RATE = 1
 _PARAMETER_PITCH = 3
+_PARAMETER_RANGE = 4
 
 _lock = threading.Lock()
 
@@ -74,6 +78,7 @@ class Utterance:
     voice: str
     rate: int
     pitch: int
+    intonation: int
     waveform: torch.Tensor
     phonemes: list[str]
     starts: torch.Tensor
@@ -135,7 +140,9 @@ def _unload(library: ctypes.CDLL) -> None:
         _ctypes.dlclose(library._handle)
 
 
-def _run_espeak(text: str, voice_name: str, rate: int, pitch: int) -> tuple[bytes, list[tuple[str, int]]]:
+def _run_espeak(
+    text: str, voice_name: str, rate: int, pitch: int, intonation: int
+) -> tuple[bytes, list[tuple[str, int]]]:
     """Synthesise with a freshly loaded library: 16-bit PCM bytes and (phoneme, start sample) events."""
     pcm: list[bytes] = []
     events: list[tuple[str, int]] = []
@@ -166,6 +173,7 @@ def _run_espeak(text: str, voice_name: str, rate: int, pitch: int) -> tuple[byte
         library.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         library.espeak_SetParameter(_PARAMETER_RATE, rate, 0)
         library.espeak_SetParameter(_PARAMETER_PITCH, pitch, 0)
+        library.espeak_SetParameter(_PARAMETER_RANGE, intonation, 0)
         encoded = text.encode("utf-8")
         library.espeak_Synth.argtypes = [
             ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
@@ -202,11 +210,12 @@ def _segments(events: list[tuple[str, int]], num_samples: int) -> list[tuple[str
     return merged
 
 
-def synthesize(text: str, voice: str = "en", rate: int = 175, pitch: int = 50) -> Utterance:
+def synthesize(text: str, voice: str = "en", rate: int = 175, pitch: int = 50, intonation: int = 50) -> Utterance:
     """Synthesise ``text`` with espeak-ng and align it to phonemes.
 
     ``voice`` is a language code from :data:`VOICES`; ``rate`` is in words per minute
-    (:data:`RATE_RANGE`); ``pitch`` is espeak's base-pitch setting (:data:`PITCH_RANGE`).
+    (:data:`RATE_RANGE`); ``pitch`` is espeak's base-pitch setting (:data:`PITCH_RANGE`);
+    ``intonation`` its pitch range (:data:`INTONATION_RANGE`: 0 monotone, 50 default, 100 lively).
     Deterministic: the same arguments give the same waveform, sample for sample.
     Returns an :class:`Utterance` with a ``(L,)`` waveform and ``N`` phoneme segments tiling it.
     """
@@ -214,8 +223,9 @@ def synthesize(text: str, voice: str = "en", rate: int = 175, pitch: int = 50) -
     check_choice("voice", voice, VOICES)
     check_range("rate", rate, *RATE_RANGE)
     check_range("pitch", pitch, *PITCH_RANGE)
+    check_range("intonation", intonation, *INTONATION_RANGE)
     with _lock:
-        pcm, events = _run_espeak(text, VOICES[voice], int(rate), int(pitch))
+        pcm, events = _run_espeak(text, VOICES[voice], int(rate), int(pitch), int(intonation))
     waveform = torch.frombuffer(bytearray(pcm), dtype=torch.int16).to(torch.float32) / 32768.0
     segments = _segments(events, waveform.numel())
     if all(symbol == PAUSE for symbol, _, _ in segments):
@@ -225,6 +235,7 @@ def synthesize(text: str, voice: str = "en", rate: int = 175, pitch: int = 50) -
         voice=voice,
         rate=int(rate),
         pitch=int(pitch),
+        intonation=int(intonation),
         waveform=waveform,
         phonemes=[symbol for symbol, _, _ in segments],
         starts=torch.tensor([start for _, start, _ in segments], dtype=torch.int64),
