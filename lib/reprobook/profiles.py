@@ -16,7 +16,8 @@ Method configs pick their sizes with :func:`pick`::
 from __future__ import annotations
 
 import os
-from typing import TypeVar
+from dataclasses import field
+from typing import Any, TypeVar
 
 from reprobook._validate import check_choice
 
@@ -41,3 +42,9 @@ def pick(*, smoke: T, book: T, full: T) -> T:
 def claims_checked() -> bool:
     """Whether chapters assert their claims: in ``book`` and ``full``, not in ``smoke``."""
     return profile() != "smoke"
+
+
+def pick_default(*, smoke: T, book: T, full: T) -> Any:
+    """A dataclass field whose default is :func:`pick`-ed when the instance is created (not at import), so
+    a config made after ``REPROBOOK_PROFILE`` changes follows it: ``d_model: int = pick_default(smoke=32, ...)``."""
+    return field(default_factory=lambda: pick(smoke=smoke, book=book, full=full))

@@ -203,7 +203,7 @@ def test_tiny_overfit(data: TTSData) -> None:
         opt.zero_grad()
         losses["loss"].backward()
         opt.step()
-        first = first if first is not None else {k: float(v) for k, v in losses.items()}
+        first = first if first is not None else {k: v.item() for k, v in losses.items()}
     assert float(losses["mel"]) < 0.5 * first["mel"]
     assert float(losses["loss"]) < 0.5 * first["loss"]
 
@@ -244,3 +244,17 @@ def test_check_durations_accepts_float_whole_numbers() -> None:
 def test_load_data_rejects_too_small_a_corpus(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="too little"):
         load_data(4, 2, 2, cache_dir=str(tmp_path))
+
+
+def test_batches_are_bucketed_by_length_and_cover_the_data() -> None:
+    from reprobook.fastspeech2.data import batch_indices
+
+    lengths = list(range(100, 164))
+    stream = batch_indices(lengths, 4, seed=0, pool=4)
+    epoch = [next(stream) for _ in range(16)]  # 64 items / 4 per batch
+    assert sorted(i for ids in epoch for i in ids) == list(range(64))
+    assert all(len(ids) == 4 for ids in epoch)
+    mean_spread = sum(max(lengths[i] for i in ids) - min(lengths[i] for i in ids) for ids in epoch) / 16
+    assert mean_spread < 16  # 4 random lengths out of 64 consecutive ones span about 38 on average
+    with pytest.raises(ValueError, match="batch_size"):
+        next(batch_indices(lengths, 0))

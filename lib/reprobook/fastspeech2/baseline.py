@@ -26,19 +26,20 @@ from torch import nn
 
 from reprobook.data.speech import N_MELS
 from reprobook.fastspeech2.data import Batch
+from reprobook.profiles import pick_default
 from reprobook.nn.transformer import DecoderLayer, EncoderLayer, MultiHeadAttention, padding_mask, sinusoidal_positions
 
 
 @dataclass
 class TeacherConfig:
-    """Sizes of the autoregressive Transformer TTS teacher."""
+    """Sizes of the autoregressive Transformer TTS teacher (as the FastSpeech 2 it is compared with)."""
 
     vocab_size: int
-    d_model: int = 96
+    d_model: int = pick_default(smoke=32, book=64, full=256)
     num_heads: int = 2
-    encoder_layers: int = 2
-    decoder_layers: int = 2
-    d_ff: int = 256
+    encoder_layers: int = pick_default(smoke=1, book=2, full=4)
+    decoder_layers: int = pick_default(smoke=1, book=2, full=4)
+    d_ff: int = pick_default(smoke=64, book=192, full=1024)
     dropout: float = 0.1
     prenet_dropout: float = 0.5
     guided_sigma: float = 0.2
@@ -64,7 +65,7 @@ class TransformerTTS(nn.Module):
         self.decoder = nn.ModuleList(DecoderLayer(d, c.d_ff, make, c.dropout) for _ in range(c.decoder_layers))
         self.mel_out = nn.Linear(d, c.n_mels)
         for layer in self.decoder:
-            layer.cross_attn.store_weights = True
+            _cross_attention(layer).store_weights = True
 
     def encode(self, phonemes: torch.Tensor, src_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         padding = padding_mask(src_lengths, phonemes.shape[1])
@@ -83,9 +84,9 @@ class TransformerTTS(nn.Module):
         tgt_padding = padding_mask(batch.mel_lengths, batch.mel.shape[1])
         y = self._prenet(mel_in) + self.positions[: mel_in.shape[1]]
         for layer in self.decoder:
-            layer.cross_attn.keep_weight_grad = self.training
+            _cross_attention(layer).keep_weight_grad = self.training
             y = layer(y, memory, tgt_padding, src_padding)
-        return self.mel_out(y), [layer.cross_attn.last_weights for layer in self.decoder]
+        return self.mel_out(y), [_cross_attention(layer).weights() for layer in self.decoder]
 
     def loss(self, out: tuple[torch.Tensor, list[torch.Tensor]], batch: Batch) -> dict[str, torch.Tensor]:
         """Mel MAE with teacher forcing + ``guided_weight`` x the guided-attention penalty on every head."""
@@ -103,8 +104,9 @@ class TransformerTTS(nn.Module):
         """Autoregressive synthesis, one frame at a time: ``mel (B, T, 80)`` and the cross-attention of every
         head ``(B, L * M, T, N)``. Generation stops at ``num_frames (B,)`` (frames beyond are padding).
 
-        Post-LN layers make position ``t``'s output depend on positions ``<= t`` only, so each step runs the new
-        frame through every layer against the cached inputs of the earlier ones (a KV cache without the K/V)."""
+        A causal layer's output at position ``t`` depends on its inputs at positions ``<= t`` only, so each step
+        runs the new frame through every layer against the cached inputs of the earlier ones (a KV cache that
+        stores the layer inputs, not K and V)."""
         was_training = self.training
         self.eval()
         memory, src_padding = self.encode(phonemes, src_lengths)
@@ -117,19 +119,21 @@ class TransformerTTS(nn.Module):
             step_attention = []
             for i, layer in enumerate(self.decoder):
                 cached = caches[i]
-                caches[i] = x if cached is None else torch.cat([cached, x], 1)
-                context = caches[i]
-                assert context is not None
-                y = layer.norms[0](x + layer.self_attn(x, context, context))
-                y = layer.norms[1](y + layer.cross_attn(y, memory, memory, src_padding))
-                x = layer.norms[2](y + layer.ffn(y))
-                step_attention.append(layer.cross_attn.last_weights)
+                context = caches[i] = x if cached is None else torch.cat([cached, x], 1)
+                x = layer(x, memory, None, src_padding, context=context)
+                step_attention.append(_cross_attention(layer).weights())
             frame = self.mel_out(x)
             mels.append(frame)
             attentions.append(torch.cat(step_attention, 1))  # (B, L * M, 1, N)
         self.train(was_training)
         keep = (~padding_mask(num_frames, total))[..., None]
         return torch.cat(mels, 1) * keep, torch.cat(attentions, 2) * keep[:, None]
+
+
+def _cross_attention(layer: nn.Module) -> MultiHeadAttention:
+    attention = layer.cross_attn
+    assert isinstance(attention, MultiHeadAttention)
+    return attention
 
 
 def guided_attention_weights(src_lengths: torch.Tensor, mel_lengths: torch.Tensor, sigma: float) -> torch.Tensor:

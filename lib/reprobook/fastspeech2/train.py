@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from reprobook.fastspeech2.baseline import TeacherConfig, TransformerTTS, extract_durations
-from reprobook.fastspeech2.data import Batch, TTSData, TTSItem, batches, collate
+from reprobook.fastspeech2.data import Batch, TTSData, TTSItem, batch_indices, batches, collate
 from reprobook.fastspeech2.model import FastSpeech2, FastSpeech2Config, Stats
 from reprobook.fastspeech2.wave import Discriminator, WaveDecoder, multi_resolution_stft_loss, random_slices
 from reprobook.nn.transformer import inverse_sqrt_schedule
-from reprobook.profiles import pick
+from reprobook.profiles import pick_default
 from reprobook.train import History, fit, seed_everything
 
 
@@ -29,12 +29,12 @@ from reprobook.train import History, fit, seed_everything
 class TrainConfig:
     """One training run's recipe; sizes follow the profile."""
 
-    num_steps: int = field(default_factory=lambda: pick(smoke=12, book=700, full=20_000))
+    num_steps: int = pick_default(smoke=12, book=400, full=20_000)
     batch_size: int = 16
     lr: float = 2e-3
-    warmup: int = field(default_factory=lambda: pick(smoke=4, book=100, full=4_000))
+    warmup: int = pick_default(smoke=4, book=100, full=4_000)
     grad_clip: float = 1.0
-    eval_every: int = field(default_factory=lambda: pick(smoke=6, book=50, full=1_000))
+    eval_every: int = pick_default(smoke=6, book=40, full=1_000)
     seed: int = 0
     progress: bool = True
 
@@ -227,9 +227,9 @@ class FastSpeech2s(nn.Module):
 class WaveConfig:
     """FastSpeech 2s training: slices of ``slice_frames`` frames, the GAN loss switched on after ``gan_start``."""
 
-    num_steps: int = field(default_factory=lambda: pick(smoke=6, book=200, full=50_000))
+    num_steps: int = pick_default(smoke=6, book=150, full=50_000)
     slice_frames: int = 16
-    gan_start: int = field(default_factory=lambda: pick(smoke=3, book=100, full=10_000))
+    gan_start: int = pick_default(smoke=3, book=75, full=10_000)
     adversarial_weight: float = 4.0
     lr: float = 2e-3
     channels: int = 32
@@ -254,8 +254,8 @@ def train_fastspeech2s(
     clock = {"step": 0, "seconds": 0.0}
 
     def stream() -> Iterator[tuple[Batch, list[torch.Tensor]]]:
-        for batch_items in _item_batches(items, config.batch_size, config.seed):
-            yield collate(batch_items), [i.waveform for i in batch_items]
+        for ids in batch_indices([i.mel.shape[0] for i in items], config.batch_size, config.seed):
+            yield collate([items[i] for i in ids]), [items[i].waveform for i in ids]
 
     def step(pair: tuple[Batch, list[torch.Tensor]]) -> dict[str, float]:
         start = time.perf_counter()
@@ -289,12 +289,4 @@ def train_fastspeech2s(
     history = fit(step, stream(), wc.num_steps, desc="FastSpeech 2s", progress=config.progress)
     model.eval()
     return model, history, clock["seconds"]
-
-
-def _item_batches(items: Sequence[TTSItem], batch_size: int, seed: int) -> Iterator[list[TTSItem]]:
-    generator = torch.Generator().manual_seed(seed)
-    while True:
-        order = torch.randperm(len(items), generator=generator).tolist()
-        for start in range(0, max(1, len(order) - batch_size + 1), batch_size):
-            yield [items[i] for i in order[start : start + batch_size]]
 

@@ -87,6 +87,12 @@ class MultiHeadAttention(nn.Module):
         self.keep_weight_grad = False  # with store_weights: keep last_weights in the graph (an attention loss)
         self.last_weights: torch.Tensor | None = None
 
+    def weights(self) -> torch.Tensor:
+        """The attention weights ``(B, heads, T_q, T_k)`` of the last call (set ``store_weights = True`` first)."""
+        if self.last_weights is None:
+            raise RuntimeError("no attention weights stored: set store_weights = True before the forward pass")
+        return self.last_weights
+
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, T, d) -> (B, M, T, d_k)``."""
         b, t, _ = x.shape
@@ -161,10 +167,17 @@ class DecoderLayer(nn.Module):
         self.dropout = dropout
 
     def forward(
-        self, y: torch.Tensor, memory: torch.Tensor, tgt_padding: torch.Tensor | None, src_padding: torch.Tensor | None
+        self, y: torch.Tensor, memory: torch.Tensor, tgt_padding: torch.Tensor | None, src_padding: torch.Tensor | None,
+        context: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``context`` (incremental decoding): the layer's inputs so far ``(B, t, d)``, ``y`` included as the last
+        row; ``y`` then attends to all of it (no causal mask needed) and ``tgt_padding`` is ignored."""
         drop = lambda h: F.dropout(h, self.dropout, self.training)  # noqa: E731
-        y = self.norms[0](y + drop(self.self_attn(y, y, y, tgt_padding, causal=True)))
+        if context is None:
+            attended = self.self_attn(y, y, y, tgt_padding, causal=True)
+        else:
+            attended = self.self_attn(y, context, context)
+        y = self.norms[0](y + drop(attended))
         y = self.norms[1](y + drop(self.cross_attn(y, memory, memory, src_padding)))
         out: torch.Tensor = self.norms[2](y + drop(self.ffn(y)))
         return out
