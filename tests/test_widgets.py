@@ -62,3 +62,20 @@ def test_audio_grid_bad_input():
         audio_grid([("long", np.zeros(22050 * 10))], sample_rate=22050)
     with pytest.raises(ValueError, match="shape"):
         audio_grid([("stereo", np.zeros((2, 100)))], sample_rate=22050)
+
+
+def test_audio_grid_can_keep_relative_loudness():
+    t = np.linspace(0, 0.2, 4410, endpoint=False)
+    tone = np.sin(2 * np.pi * 220 * t)
+    def markup(scale: float, normalize: bool) -> str:
+        return audio_grid([("tone", scale * tone)], sample_rate=22050, normalize=normalize)._repr_html_()
+
+    assert markup(0.8, normalize=True) == markup(0.1, normalize=True)  # scaled to full volume alike
+    assert markup(0.8, normalize=False) != markup(0.1, normalize=False)
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        audio_grid([("clipped", 2 * tone)], sample_rate=22050, normalize=False)
+
+
+def test_widget_text_fallback_is_short():
+    widget = audio_grid([("tone", np.ones(22050) * 0.1)], sample_rate=22050)
+    assert len(repr(widget)) < 100 and len(widget._repr_html_()) > 10_000

@@ -58,6 +58,9 @@ class HTMLWidget:
     def _repr_html_(self) -> str:
         return self.html
 
+    def __repr__(self) -> str:  # the plain-text fallback: not the (often megabytes of) HTML a second time
+        return f"<HTMLWidget: {len(self.html):,} characters of HTML>"
+
 
 def compare_images(
     left: torch.Tensor | np.ndarray,
@@ -119,10 +122,12 @@ def audio_grid(
     sample_rate: int,
     *,
     max_seconds: float = 8.0,
+    normalize: bool = True,
 ) -> HTMLWidget:
     """A table of labelled audio players, one row per ``(label, waveform)`` clip; no autoplay.
 
-    Waveforms are 1-D (or ``(1, T)``) floats; each is normalised by ``IPython.display.Audio``.
+    Waveforms are 1-D (or ``(1, T)``) floats. With ``normalize`` (default) ``IPython.display.Audio`` scales each
+    clip to full volume; ``normalize=False`` keeps their relative loudness (values must lie in ``[-1, 1]``).
     Clips longer than ``max_seconds`` are rejected to keep the built pages light.
     """
     if not clips:
@@ -134,6 +139,8 @@ def audio_grid(
             raise ValueError(f"clip {label!r}: waveform must be non-empty with shape (T,) or (1, T); got {samples.shape}")
         if samples.size > max_seconds * sample_rate:
             raise ValueError(f"clip {label!r} lasts {samples.size / sample_rate:.1f} s; max_seconds={max_seconds}")
-        player = Audio(samples, rate=sample_rate, autoplay=False)._repr_html_()
+        if not normalize and np.abs(samples).max() > 1:
+            raise ValueError(f"clip {label!r}: with normalize=False the samples must lie in [-1, 1]")
+        player = Audio(samples, rate=sample_rate, autoplay=False, normalize=normalize)._repr_html_()
         rows.append(f'<tr><td style="padding-right:1em;">{html.escape(label)}</td><td>{player}</td></tr>')
     return HTMLWidget(f'<table class="reprobook-audio">{"".join(rows)}</table>')

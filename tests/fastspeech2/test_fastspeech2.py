@@ -258,3 +258,13 @@ def test_batches_are_bucketed_by_length_and_cover_the_data() -> None:
     assert mean_spread < 16  # 4 random lengths out of 64 consecutive ones span about 38 on average
     with pytest.raises(ValueError, match="batch_size"):
         next(batch_indices(lengths, 0))
+
+
+def test_load_data_takes_any_speech_corpus(tmp_path: Path) -> None:
+    from reprobook.data.speech import build_corpus
+
+    corpus = build_corpus(8, voice="en", seed=3, cache_dir=str(tmp_path))
+    data = load_data(num_valid=2, num_test=2, corpus=corpus)
+    assert len(data.train) + len(data.valid) + len(data.test) == 8 and data.vocab == corpus.vocab
+    with pytest.raises(ValueError, match="too little"):
+        load_data(num_valid=4, num_test=4, corpus=corpus)

@@ -1,8 +1,9 @@
 """Opt-in downloads of real datasets into a local cache, verified by SHA-256.
 
 The book never needs the network: every chapter trains on the photos shipped inside
-scikit-image and scikit-learn (:mod:`reprobook.data.images`). A reader who wants the datasets the
-papers used (DIV2K, Set5, Set14, Kodak) opts in, and only then does anything leave the machine:
+scikit-image and scikit-learn (:mod:`reprobook.data.images`) or speech synthesised by espeak-ng. A
+reader who wants the datasets the papers used (DIV2K, Set5, Set14, Kodak, LJSpeech) opts in, and
+only then does anything leave the machine:
 
 * pass ``download=True`` to a loader or to :func:`fetch`, or
 * set the environment variable ``REPROBOOK_ALLOW_DOWNLOAD=1``.
@@ -152,6 +153,18 @@ REGISTRY: dict[str, tuple[Resource, ...]] = {
         _kodak(22, 701970, "1cee58eb1f2d9c7ebb254d208a03c783ce6cf2c4d8c2cf45e235dd23b4ce1b29"),
         _kodak(23, 557596, "e3111a2fd4da24af15d6459ef9eacfe54106b38e27b4a21821b75c3f5d2d5baf"),
         _kodak(24, 706397, "1071c68372cc5a01435c2c225a5cf7d4bb803846ec08bb6b3d6721b156d7cb96"),
+    ),
+    # LJ Speech 1.1 (Ito & Johnson, 2017): 13,100 clips of one reader, 22,050 Hz 16-bit mono WAV plus
+    # metadata.csv. Size and SHA-256 as published by TensorFlow Datasets in tensorflow/datasets:
+    # tensorflow_datasets/url_checksums/ljspeech.txt; torchaudio pins the same SHA-256 in
+    # torchaudio/datasets/ljspeech.py.
+    "ljspeech": (
+        Resource(
+            "https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2",
+            "LJSpeech-1.1.tar.bz2",
+            "be1a30453f28eb8dd26af4101ae40cbf2c50413b1bb21936cbcdc6fae3de8aa5",
+            2748572632,
+        ),
     ),
 }
 

@@ -74,20 +74,25 @@ def _item(e: Example, energy_mean: float, energy_std: float) -> TTSItem:
 
 def load_data(
     num_utterances: int | None = None, num_valid: int | None = None, num_test: int | None = None, seed: int = 0,
-    cache_dir: str | None = None,
+    cache_dir: str | None = None, corpus: SpeechCorpus | None = None,
 ) -> TTSData:
     """Build (or load from the cache) the English espeak corpus and split it by sentence text.
 
     Sizes default to the profile's: smoke 60 / 8 / 8, book 400 / 24 / 40, full 3000 / 100 / 200 utterances
-    (total / valid / test). Every utterance has its own espeak rate and base pitch. ``cache_dir`` as in
-    :func:`~reprobook.data.speech.build_corpus`.
+    (total / valid / test). Every utterance has its own espeak rate, base pitch and intonation. ``cache_dir`` as
+    in :func:`~reprobook.data.speech.build_corpus`. ``corpus`` replaces the espeak corpus with any other
+    :class:`~reprobook.data.speech.SpeechCorpus`, e.g. LJSpeech from
+    :func:`~reprobook.data.speech.build_ljspeech_corpus` (then ``num_utterances`` is ignored).
     """
-    total = num_utterances or pick(smoke=60, book=400, full=3_000)
     n_valid = num_valid if num_valid is not None else pick(smoke=8, book=24, full=100)
     n_test = num_test if num_test is not None else pick(smoke=8, book=40, full=200)
-    if n_valid < 1 or n_test < 1 or total - n_valid - n_test < 2:
-        raise ValueError(f"num_utterances={total} leaves too little for training after {n_valid} + {n_test} held out")
-    corpus = build_corpus(total, voice="en", seed=seed, cache_dir=cache_dir)
+    if corpus is None:
+        total = num_utterances or pick(smoke=60, book=400, full=3_000)
+        if n_valid < 1 or n_test < 1 or total - n_valid - n_test < 2:
+            raise ValueError(f"num_utterances={total} leaves too little for training after {n_valid} + {n_test} held out")
+        corpus = build_corpus(total, voice="en", seed=seed, cache_dir=cache_dir)
+    elif n_valid < 1 or n_test < 1 or len(corpus) - n_valid - n_test < 2:
+        raise ValueError(f"the corpus's {len(corpus)} utterances leave too little for training after {n_valid} + {n_test}")
     order = list(range(len(corpus)))
     random.Random(seed).shuffle(order)
     # Split by text: every copy of a sentence lands on the same side, so test sentences are never heard in training.

@@ -25,47 +25,13 @@ import numpy as np
 import torch
 
 from reprobook.data.speech import HOP_LENGTH, SAMPLE_RATE, frame_energy, frame_pitch, log_mel
+from reprobook.data.speech.align import cepstra, dtw_path
 from reprobook.fastspeech2.audio import griffin_lim
 from reprobook.fastspeech2.baseline import TransformerTTS
 from reprobook.fastspeech2.data import TTSItem
 from reprobook.fastspeech2.model import FastSpeech2
 from reprobook.fastspeech2.train import FastSpeech2s
 from reprobook.fastspeech2.variance import interpolate_unvoiced
-
-
-def cepstra(mel: torch.Tensor, num: int = 13) -> np.ndarray:
-    """Cepstral coefficients ``c_1 .. c_num`` of a natural-log mel spectrum ``(T, n_mels)``: ``(T, num)``.
-
-    The log spectrum sampled at ``n`` mel-warped frequencies ``w_i = pi (i + 1/2) / n`` is read as the cosine
-    series ``log|X(w)| = c_0 + 2 sum_k c_k cos(k w)``, so ``c_k = (1/n) sum_i x_i cos(k w_i)``: the scale of
-    SPTK's mel-cepstra, which the MCD formula assumes. An approximation: SPTK estimates mel-cepstra from the
-    linear spectrum through a frequency warp; here the cosine transform of the 80 mel bands stands in.
-    """
-    n = mel.shape[-1]
-    omega = math.pi * (torch.arange(n, dtype=torch.float64) + 0.5) / n
-    basis = torch.cos(torch.arange(1, num + 1, dtype=torch.float64)[:, None] * omega[None, :]) / n
-    return (mel.detach().double().cpu() @ basis.t()).numpy()
-
-
-def dtw_path(a: np.ndarray, b: np.ndarray) -> list[tuple[int, int]]:
-    """Dynamic time warping of ``a (T1, k)`` and ``b (T2, k)`` with Euclidean frame costs; steps (1,0), (0,1),
-    (1,1). Returns the optimal path as ``(i, j)`` pairs from ``(0, 0)`` to ``(T1 - 1, T2 - 1)``."""
-    a2, b2 = (a.reshape(len(a), -1), b.reshape(len(b), -1))
-    cost = np.sqrt(((a2[:, None, :] - b2[None, :, :]) ** 2).sum(-1))
-    n, m = cost.shape
-    acc = np.full((n + 1, m + 1), np.inf)
-    acc[0, 0] = 0.0
-    for i in range(1, n + 1):
-        row, prev = acc[i], acc[i - 1]
-        diag_up = np.minimum(prev[1:], prev[:-1]) + cost[i - 1]  # from (i-1, j) or (i-1, j-1)
-        for j in range(1, m + 1):  # the (i, j-1) dependency is sequential
-            row[j] = min(diag_up[j - 1], row[j - 1] + cost[i - 1, j - 1])
-    path, i, j = [], n, m
-    while i > 0 and j > 0:
-        path.append((i - 1, j - 1))
-        step = int(np.argmin([acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]]))
-        i, j = (i - 1, j - 1) if step == 0 else (i - 1, j) if step == 1 else (i, j - 1)
-    return path[::-1]
 
 
 def mel_cepstral_distortion(mel: torch.Tensor, reference: torch.Tensor) -> tuple[float, list[tuple[int, int]]]:
@@ -121,7 +87,8 @@ def real_time_factor(synthesize: Callable[[], torch.Tensor], repeats: int = 1) -
 
 @dataclass
 class Scores:
-    """Averages over the test utterances (``pitch_*`` of the generated audio; ``gt_pitch_*`` of the recordings)."""
+    """Averages over the test utterances (``pitch_*`` of the generated audio; ``gt_pitch_*`` of the recordings;
+    ``voiced``: the fraction of frames where the pitch tracker finds a pitch, in the generated audio)."""
 
     mcd: float
     pitch_std: float
@@ -130,9 +97,11 @@ class Scores:
     pitch_dtw: float
     energy_mae: float
     duration_mae: float
+    voiced: float
     gt_pitch_std: float
     gt_pitch_skew: float
     gt_pitch_kurtosis: float
+    gt_voiced: float
 
     @property
     def moment_distance(self) -> float:
@@ -162,8 +131,9 @@ def score(
         dur = math.nan
         if durations is not None and reference_durations is not None and durations[k] is not None:
             dur = duration_mae(durations[k], reference_durations[k])  # type: ignore[arg-type]
-        rows.append([mcd, *moments, pitch_dtw_distance(f0, f0_ref), energy_mae(frame_energy(wave), e_ref, path), dur])
-        gt_rows.append(gt)
+        rows.append([mcd, *moments, pitch_dtw_distance(f0, f0_ref), energy_mae(frame_energy(wave), e_ref, path), dur,
+                     float((f0 > 0).float().mean())])
+        gt_rows.append([*gt, float((f0_ref > 0).float().mean())])
     with warnings.catch_warnings():  # an all-NaN column (no durations) averages to NaN, silently
         warnings.simplefilter("ignore", RuntimeWarning)
         m, g = np.nanmean(np.array(rows, dtype=float), 0), np.nanmean(np.array(gt_rows, dtype=float), 0)

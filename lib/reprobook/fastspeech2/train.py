@@ -227,9 +227,9 @@ class FastSpeech2s(nn.Module):
 class WaveConfig:
     """FastSpeech 2s training: slices of ``slice_frames`` frames, the GAN loss switched on after ``gan_start``."""
 
-    num_steps: int = pick_default(smoke=6, book=150, full=50_000)
+    num_steps: int = pick_default(smoke=6, book=60, full=50_000)
     slice_frames: int = 16
-    gan_start: int = pick_default(smoke=3, book=75, full=10_000)
+    gan_start: int = pick_default(smoke=3, book=30, full=10_000)
     adversarial_weight: float = 4.0
     lr: float = 2e-3
     channels: int = 32
@@ -283,8 +283,8 @@ def train_fastspeech2s(
             opt_d.step()
         clock["step"] += 1
         clock["seconds"] += time.perf_counter() - start
-        return {"loss": float(total), "mel": float(losses["mel"]), "stft": float(stft), "adv": float(adv),
-                "disc": float(d_loss)}
+        return {"loss": total.item(), "mel": losses["mel"].item(), "stft": stft.item(), "adv": adv.item(),
+                "disc": d_loss.item()}
 
     history = fit(step, stream(), wc.num_steps, desc="FastSpeech 2s", progress=config.progress)
     model.eval()

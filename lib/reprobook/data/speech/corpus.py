@@ -87,10 +87,11 @@ class SpeechCorpus:
 
     def encode(self, phonemes: Sequence[str]) -> torch.Tensor:
         """Phoneme symbols -> ``(N,)`` int64 ids; a symbol outside ``vocab`` raises ``ValueError``."""
-        return _encode(self.vocab, phonemes)
+        return encode_phonemes(self.vocab, phonemes)
 
 
-def _encode(vocab: list[str], phonemes: Sequence[str]) -> torch.Tensor:
+def encode_phonemes(vocab: list[str], phonemes: Sequence[str]) -> torch.Tensor:
+    """Phoneme symbols -> ``(N,)`` int64 ids in ``vocab``; a symbol outside it raises ``ValueError``."""
     index = {symbol: i for i, symbol in enumerate(vocab)}
     unknown = sorted({symbol for symbol in phonemes if symbol not in index})
     if unknown:
@@ -149,7 +150,7 @@ def _synthesize_corpus(num_utterances: int, voice: str, seed: int) -> SpeechCorp
             pitch_setting=utterance.pitch,
             intonation=utterance.intonation,
             phonemes=utterance.phonemes,
-            phoneme_ids=_encode(vocab, utterance.phonemes),
+            phoneme_ids=encode_phonemes(vocab, utterance.phonemes),
             durations=durations,
             mel=mel,
             pitch=frame_pitch(utterance.waveform),
@@ -175,13 +176,24 @@ def build_corpus(
     arguments: dict[str, object] = {"num_utterances": int(num_utterances), "voice": voice, "seed": int(seed)}
     path = _cache_path(Path(cache_dir) if cache_dir is not None else default_cache_dir(), arguments)
     if path.exists():
-        stored = torch.load(path, weights_only=True)
-        return SpeechCorpus(examples=[_from_plain(plain) for plain in stored["examples"]], vocab=stored["vocab"])
+        return load_cached(path)
     corpus = _synthesize_corpus(int(num_utterances), voice, int(seed))
+    save_cached(path, corpus, arguments)
+    return corpus
+
+
+def load_cached(path: Path) -> SpeechCorpus:
+    """A corpus saved by :func:`save_cached`."""
+    stored = torch.load(path, weights_only=True)
+    return SpeechCorpus(examples=[_from_plain(plain) for plain in stored["examples"]], vocab=stored["vocab"])
+
+
+def save_cached(path: Path, corpus: SpeechCorpus, arguments: dict[str, object]) -> None:
+    """Save ``corpus`` (and the ``arguments`` that made it) to ``path`` atomically: a concurrent reader never
+    sees half a file. Plain tensors, strings and numbers only, so it loads with ``weights_only=True``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     stored = {"arguments": arguments, "vocab": corpus.vocab, "examples": [_to_plain(e) for e in corpus.examples]}
     handle, partial = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(handle)
     torch.save(stored, partial)
-    os.replace(partial, path)  # atomic: a concurrent reader never sees half a file
-    return corpus
+    os.replace(partial, path)
