@@ -1,17 +1,11 @@
-"""SEEK tests run single-threaded: the tensors are tiny, and threads only add contention on shared CI cores."""
+"""SEEK tests start from one seed (the thread count is set in ``tests/conftest.py``)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_thread_and_seed() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _seed() -> None:
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)

@@ -42,9 +42,10 @@ def _buckets(v, bins_ptr, n_bins, NB: tl.constexpr):
 
 
 @jit
-def _forward_kernel(h_ptr, mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, ptab_ptr, etab_ptr, out_ptr,
-                    N, T, D, n_pbins, n_ebins, NBP: tl.constexpr, NBE: tl.constexpr,
-                    BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, D_CHUNKS: tl.constexpr):
+def _frame_tile(mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, N, T, n_pbins, n_ebins,
+                NBP: tl.constexpr, NBE: tl.constexpr, BLOCK_T: tl.constexpr):
+    """This program's tile of frames: utterance ``b``, frames ``t``, which are inside ``T`` and which belong to a
+    phoneme, their pitch and energy buckets, and the row of ``h`` (flattened ``(B * N, d)``) each one reads."""
     b = tl.program_id(0).to(tl.int64)
     t = tl.program_id(1) * BLOCK_T + tl.arange(0, BLOCK_T)
     inside = t < T
@@ -52,7 +53,15 @@ def _forward_kernel(h_ptr, mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, ptab_
     valid = inside & (idx > 0)
     pb = _buckets(tl.load(p_ptr + b * T + t, mask=inside, other=0.0), pbins_ptr, n_pbins, NBP).to(tl.int64)
     eb = _buckets(tl.load(e_ptr + b * T + t, mask=inside, other=0.0), ebins_ptr, n_ebins, NBE).to(tl.int64)
-    row = b * N + idx - 1
+    return b, t, inside, valid, pb, eb, b * N + idx - 1
+
+
+@jit
+def _forward_kernel(h_ptr, mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, ptab_ptr, etab_ptr, out_ptr,
+                    N, T, D, n_pbins, n_ebins, NBP: tl.constexpr, NBE: tl.constexpr,
+                    BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, D_CHUNKS: tl.constexpr):
+    b, t, inside, valid, pb, eb, row = _frame_tile(mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, N, T, n_pbins,
+                                                   n_ebins, NBP, NBE, BLOCK_T)
     for chunk in tl.static_range(D_CHUNKS):
         cols = chunk * BLOCK_D + tl.arange(0, BLOCK_D)
         m = valid[:, None] & (cols < D)[None, :]
@@ -68,14 +77,8 @@ def _backward_kernel(dout_ptr, mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, d
                      N, T, D, n_pbins, n_ebins, NBP: tl.constexpr, NBE: tl.constexpr,
                      BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, D_CHUNKS: tl.constexpr,
                      GRAD_H: tl.constexpr, GRAD_P: tl.constexpr, GRAD_E: tl.constexpr):
-    b = tl.program_id(0).to(tl.int64)
-    t = tl.program_id(1) * BLOCK_T + tl.arange(0, BLOCK_T)
-    inside = t < T
-    idx = tl.load(mel2ph_ptr + b * T + t, mask=inside, other=0).to(tl.int64)
-    valid = inside & (idx > 0)
-    pb = _buckets(tl.load(p_ptr + b * T + t, mask=inside, other=0.0), pbins_ptr, n_pbins, NBP).to(tl.int64)
-    eb = _buckets(tl.load(e_ptr + b * T + t, mask=inside, other=0.0), ebins_ptr, n_ebins, NBE).to(tl.int64)
-    row = b * N + idx - 1
+    b, t, inside, valid, pb, eb, row = _frame_tile(mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, N, T, n_pbins,
+                                                   n_ebins, NBP, NBE, BLOCK_T)
     for chunk in tl.static_range(D_CHUNKS):
         cols = chunk * BLOCK_D + tl.arange(0, BLOCK_D)
         m = valid[:, None] & (cols < D)[None, :]

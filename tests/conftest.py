@@ -1,4 +1,4 @@
-"""MAT tests train tiny models: one thread is faster than two contending for a shared CPU."""
+"""Every test runs single-threaded: the tensors are tiny, and threads only add contention on shared CI cores."""
 
 from __future__ import annotations
 
