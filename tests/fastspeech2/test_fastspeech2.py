@@ -196,8 +196,8 @@ def test_tiny_overfit(data: TTSData) -> None:
         losses["loss"].backward()
         opt.step()
         first = first if first is not None else {k: v.item() for k, v in losses.items()}
-    assert float(losses["mel"]) < 0.5 * first["mel"]
-    assert float(losses["loss"]) < 0.5 * first["loss"]
+    assert losses["mel"].item() < 0.5 * first["mel"]
+    assert losses["loss"].item() < 0.5 * first["loss"]
 
 
 def test_bad_inputs_give_clear_errors(data: TTSData) -> None:
