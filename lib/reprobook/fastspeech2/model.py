@@ -43,8 +43,8 @@ from reprobook.nn.transformer import FFTBlock, padding_mask, sinusoidal_position
 
 PITCH_MODES = ("cwt", "frame", "none")
 F0_LOW, F0_HIGH = 80.0, 300.0
-"""The pitch bins' span in Hz: the corpus's voices (1st to 99th percentile of F0 about 95 to 230 Hz) with room
-for the pitch control's x0.8 and x1.2."""
+"""The pitch bins' span in Hz: the corpus's voices (1st to 95th percentile of voiced F0 about 100 to 180 Hz, a
+longer tail above) with room for the pitch control's x0.8 and x1.2."""
 
 
 @dataclass
