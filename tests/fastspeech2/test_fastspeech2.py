@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from reprobook.fastspeech2 import (
     FastSpeech2,
@@ -21,7 +22,7 @@ from reprobook.fastspeech2 import (
     load_data,
     stats_of,
 )
-from reprobook.fastspeech2.variance import check_durations, interpolate_unvoiced, naive_length_regulate
+from reprobook.fastspeech2.variance import check_durations, interpolate_unvoiced
 
 
 
@@ -45,6 +46,13 @@ def test_durations_sum_to_mel_frames_and_targets_line_up(data: TTSData) -> None:
         assert int(item.durations.sum()) == frames
         assert item.f0.shape == item.energy.shape == (frames,) and item.cwt.shape == (frames, 10)
         assert bool((item.f0 > 0).all())  # unvoiced frames interpolated
+
+
+def naive_length_regulate(h: torch.Tensor, durations: torch.Tensor) -> torch.Tensor:
+    """The textbook loop (ming024's ``LengthRegulator``): repeat each row, concatenate, pad."""
+    rows = [torch.repeat_interleave(hb, db.long(), dim=0) for hb, db in zip(h, durations)]
+    width = max(r.shape[0] for r in rows)
+    return torch.stack([F.pad(r, (0, 0, 0, width - r.shape[0])) for r in rows])
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -20,7 +20,7 @@ from reprobook.fastspeech2.audio import griffin_lim
 from reprobook.fastspeech2.baseline import TeacherConfig, TransformerTTS, extract_durations, focus_rate
 from reprobook.fastspeech2.data import Batch, TTSData, TTSItem, batches, collate, encode_text, load_data
 from reprobook.fastspeech2.evaluate import Scores, Synthesis, evaluate, real_time_factor, score, synthesize_items
-from reprobook.fastspeech2.model import FastSpeech2, FastSpeech2Config, Stats, count_parameters
+from reprobook.fastspeech2.model import FastSpeech2, FastSpeech2Config, Stats
 from reprobook.fastspeech2.train import (
     Distilled,
     FastSpeech2s,
@@ -44,6 +44,7 @@ from reprobook.fastspeech2.variance import (
     length_regulate,
     pitch_targets,
 )
+from reprobook.nn.transformer import count_parameters
 
 __all__ = [
     "Batch", "Distilled", "FastSpeech2", "FastSpeech2Config", "FastSpeech2s", "FastSpeechPipeline", "RunResult",

@@ -168,9 +168,9 @@ def synthesize_items(system: torch.nn.Module | None, items: Sequence[TTSItem], *
         if system is None:
             mel = item.mel
         elif isinstance(system, FastSpeech2s):
-            wave = system.synthesize(item.phonemes, **controls)
+            out = system.infer(item.phonemes, **controls)
+            wave, duration = out["waveform"][0], out["durations"][0]
             mel = log_mel(wave).t()
-            duration = system.acoustic.infer(item.phonemes, **controls)["durations"][0]  # type: ignore[arg-type]
         elif isinstance(system, FastSpeech2):
             system.eval()
             out = system.infer(item.phonemes, **controls)  # type: ignore[arg-type]

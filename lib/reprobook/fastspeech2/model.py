@@ -282,8 +282,3 @@ class FastSpeech2(nn.Module):
         return {"mel": mel, "mel_lengths": (~frame_padding).sum(1), "durations": durations, "f0": f0, "energy": e,
                 "hidden": h2, "frame_padding": frame_padding}
 
-
-def count_parameters(module: nn.Module) -> int:
-    """Trainable parameters."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-

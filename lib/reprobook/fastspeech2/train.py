@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from reprobook.fastspeech2.baseline import TeacherConfig, TransformerTTS, extract_durations
+from reprobook.fastspeech2.baseline import TeacherConfig, TransformerTTS, extract_durations, focus_rate
 from reprobook.fastspeech2.data import Batch, TTSData, TTSItem, batch_indices, batches, collate
 from reprobook.fastspeech2.model import FastSpeech2, FastSpeech2Config, Stats
 from reprobook.fastspeech2.wave import Discriminator, WaveDecoder, multi_resolution_stft_loss, random_slices
@@ -157,7 +157,7 @@ def distill(teacher: TransformerTTS, items: Sequence[TTSItem], batch_size: int =
             mels.append(mel[b, :t].clone())
             attentions.append(attention[b, :, :t, :n])
             shapes.append((n, t))
-    focus = torch.stack([a.max(-1).values.mean(-1) for a in attentions]).mean(0)
+    focus = torch.stack([focus_rate(a[None], torch.tensor([t]))[0] for a, (_, t) in zip(attentions, shapes)]).mean(0)
     head = int(focus.argmax())
     durations = []
     for a, (n, t) in zip(attentions, shapes):
@@ -216,11 +216,16 @@ class FastSpeech2s(nn.Module):
         self.acoustic, self.wave = acoustic, wave
 
     @torch.no_grad()
+    def infer(self, phonemes: torch.Tensor, **controls: float) -> dict[str, torch.Tensor]:
+        """:meth:`FastSpeech2.infer` without the mel decoder, plus ``waveform (B, T * 256)``."""
+        self.eval()
+        out = self.acoustic.infer(phonemes, decode_mel=False, **controls)  # type: ignore[arg-type]
+        out["waveform"] = self.wave(out["hidden"])
+        return out
+
     def synthesize(self, phonemes: torch.Tensor, **controls: float) -> torch.Tensor:
         """Phonemes ``(N,)`` -> waveform ``(L,)``; the mel decoder is not run."""
-        self.eval()
-        hidden = self.acoustic.infer(phonemes, decode_mel=False, **controls)["hidden"]  # type: ignore[arg-type]
-        return self.wave(hidden)[0]
+        return self.infer(phonemes, **controls)["waveform"][0]
 
 
 @dataclass

@@ -3,7 +3,7 @@
 * :func:`check_durations`, :func:`durations_to_mel2ph`, :func:`length_regulate` -- Eq. (2) of the notes:
   ``H' = LR(H, d)`` repeats phoneme ``i``'s hidden state ``d_i`` times, so ``T = sum_i d_i``;
 * :class:`VariancePredictor` -- 2 x [Conv1D(k3) -> ReLU -> LN -> Dropout] -> Linear (Sec. 2.3 of the paper);
-* :func:`log_bins`, :func:`linear_bins`, :func:`bucketize` -- the 256-bin quantisation of pitch and energy;
+* :func:`log_bins`, :func:`linear_bins` -- the boundaries that quantise pitch and energy into bins;
 * :func:`interpolate_unvoiced`, :func:`cwt_decompose`, :func:`cwt_reconstruct` -- the pitch spectrogram of the
   paper's final version (Sec. 2.3 and Appendix D): log-F0 with unvoiced frames interpolated, z-normalised per
   utterance, decomposed by a Mexican-hat continuous wavelet transform into 10 scales, and the approximate
@@ -88,13 +88,6 @@ def regulate_with_mel2ph(h: torch.Tensor, mel2ph: torch.Tensor) -> torch.Tensor:
     return torch.gather(padded, 1, mel2ph[..., None].expand(-1, -1, h.shape[-1]))
 
 
-def naive_length_regulate(h: torch.Tensor, durations: torch.Tensor) -> torch.Tensor:
-    """The textbook loop (ming024's ``LengthRegulator``): repeat, concatenate, pad. For tests."""
-    rows = [torch.repeat_interleave(hb, db.long(), dim=0) for hb, db in zip(h, durations)]
-    width = max((r.shape[0] for r in rows), default=0)
-    return torch.stack([F.pad(r, (0, 0, 0, width - r.shape[0])) for r in rows]) if rows else h[:, :0]
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Predictors and embeddings
 # --------------------------------------------------------------------------------------------------------------
@@ -129,11 +122,6 @@ def log_bins(low: float, high: float, num_bins: int = 256) -> torch.Tensor:
 def linear_bins(low: float, high: float, num_bins: int = 256) -> torch.Tensor:
     """``num_bins - 1`` uniformly spaced boundaries (normalised energy)."""
     return torch.linspace(low, high, num_bins - 1)
-
-
-def bucketize(values: torch.Tensor, boundaries: torch.Tensor) -> torch.Tensor:
-    """Bin index in ``[0, len(boundaries)]``: the number of boundaries strictly below each value."""
-    return torch.bucketize(values.contiguous(), boundaries.contiguous(), right=False)
 
 
 # --------------------------------------------------------------------------------------------------------------
