@@ -7,17 +7,23 @@ MAT averages ``N_a`` independent multi-head attentions with gates ``c_i`` (``1/N
 
 The reference computes every branch, dropped ones included, and multiplies them by their gate. The Triton path
 
-1. keeps only the branches with ``c_i != 0`` and treats their ``K x M`` heads as the heads of one attention
-   call (one program per batch element and head), so a dropped branch costs nothing;
+1. treats all ``N x M`` heads as the heads of one attention call, one program per (batch element, branch,
+   head); each program loads its branch's gate and, when it is 0, writes zero heads and exits before any
+   attention math, so a dropped branch's FLOPs (and its q, k, v reads) are skipped;
 2. folds the gates into the output projection: ``sum_i c_i Concat_j(head_ij) W^O_i`` is one GEMM of
-   ``Concat_{i,j}(head_ij)`` with the stacked ``[c_1 W^O_1; ...; c_K W^O_K]``.
+   ``Concat_{i,j}(head_ij)`` with the stacked ``[c_1 W^O_1; ...; c_N W^O_N]``.
+
+The launch grid and every shape are static (``B x N x M`` programs whatever the gates) and the gates never
+leave the device: no host synchronisation, so a training step can be captured in a CUDA graph. The price is
+that a dropped branch still costs its (empty) programs and its zero columns in the output GEMM.
 
 Each program holds a whole (short) sequence in one block, so lengths are limited to ``MAX_LEN``: fine for the
 book's sentences; long sequences need the tiled online-softmax loop of FlashAttention. The backward is a second
 Triton kernel that recomputes the probabilities from the saved log-sum-exp (no ``T_q x T_k`` matrix is stored).
 
 The gates are constants (sampled, not learnt): the Triton path gives a dropped gate a zero gradient, since its
-branch is never computed, where the reference's einsum gives ``<head_i W^O_i, upstream>``.
+branch's heads are zero, where the reference's einsum gives ``<head_i W^O_i, upstream>``; a kept gate gets the
+same gradient in both. A dropped branch's q, k, v (and ``W^O_i``) get zero gradients in both.
 
 Shapes: ``q: (B, N, M, T_q, d_k)``, ``k, v: (B, N, M, T_k, d_k)``, ``out_weight: (N, d_out, M * d_k)`` (each
 branch's ``W^O`` as an ``nn.Linear`` weight), ``gates: (N,)``, ``key_padding_mask: (B, T_k)`` bool, True at
@@ -41,17 +47,23 @@ MAX_LEN = 256  # one block per sequence (see module docstring)
 
 @jit
 def _forward_kernel(
-    q_ptr, k_ptr, v_ptr, pad_ptr, o_ptr, lse_ptr, t_q, t_k, d, heads, scale,
+    q_ptr, k_ptr, v_ptr, gate_ptr, pad_ptr, o_ptr, lse_ptr, t_q, t_k, d, branches, heads, scale,
     HAS_PAD: tl.constexpr, CAUSAL: tl.constexpr, BQ: tl.constexpr, BK: tl.constexpr, BD: tl.constexpr,
 ):
-    pid = tl.program_id(0).to(tl.int64)  # one (batch, head) pair
-    batch = pid // heads
+    pid = tl.program_id(0).to(tl.int64)  # one (batch, branch, head) triple
+    batch, branch = pid // (branches * heads), pid // heads % branches
     rq, rk, rd = tl.arange(0, BQ), tl.arange(0, BK), tl.arange(0, BD)
     q_mask = (rq < t_q)[:, None] & (rd < d)[None, :]
     k_mask = (rk < t_k)[:, None] & (rd < d)[None, :]
-    q = tl.load(q_ptr + pid * t_q * d + rq[:, None] * d + rd[None, :], mask=q_mask, other=0.0).to(tl.float32)
-    k = tl.load(k_ptr + pid * t_k * d + rk[:, None] * d + rd[None, :], mask=k_mask, other=0.0).to(tl.float32)
-    v = tl.load(v_ptr + pid * t_k * d + rk[:, None] * d + rd[None, :], mask=k_mask, other=0.0).to(tl.float32)
+    q_off = pid * t_q * d + rq[:, None] * d + rd[None, :]  # also o's
+    k_off = pid * t_k * d + rk[:, None] * d + rd[None, :]
+    if tl.load(gate_ptr + branch) == 0:  # dropped branch: zero heads, no attention math
+        tl.store(o_ptr + q_off, tl.zeros((BQ, BD), o_ptr.dtype.element_ty), mask=q_mask)
+        tl.store(lse_ptr + pid * t_q + rq, tl.zeros((BQ,), tl.float32), mask=rq < t_q)  # finite; backward skips it too
+        return
+    q = tl.load(q_ptr + q_off, mask=q_mask, other=0.0).to(tl.float32)
+    k = tl.load(k_ptr + k_off, mask=k_mask, other=0.0).to(tl.float32)
+    v = tl.load(v_ptr + k_off, mask=k_mask, other=0.0).to(tl.float32)
     valid = _valid(pad_ptr, batch, rq, rk, t_q, t_k, HAS_PAD, CAUSAL)
     s = tl.where(valid, tl.dot(q, tl.trans(k), input_precision="ieee") * scale, float("-inf"))
     m = tl.max(s, 1)
@@ -59,7 +71,7 @@ def _forward_kernel(
     p = tl.exp(s - m[:, None])
     l = tl.sum(p, 1)
     o = tl.dot(p / l[:, None], v, input_precision="ieee")
-    tl.store(o_ptr + pid * t_q * d + rq[:, None] * d + rd[None, :], o.to(o_ptr.dtype.element_ty), mask=q_mask)
+    tl.store(o_ptr + q_off, o.to(o_ptr.dtype.element_ty), mask=q_mask)
     tl.store(lse_ptr + pid * t_q + rq, m + tl.log(l), mask=rq < t_q)
 
 
@@ -77,16 +89,22 @@ def _valid(pad_ptr, batch, rq, rk, t_q, t_k, HAS_PAD: tl.constexpr, CAUSAL: tl.c
 
 @jit
 def _backward_kernel(
-    q_ptr, k_ptr, v_ptr, o_ptr, do_ptr, lse_ptr, pad_ptr, dq_ptr, dk_ptr, dv_ptr, t_q, t_k, d, heads, scale,
+    q_ptr, k_ptr, v_ptr, gate_ptr, o_ptr, do_ptr, lse_ptr, pad_ptr, dq_ptr, dk_ptr, dv_ptr,
+    t_q, t_k, d, branches, heads, scale,
     HAS_PAD: tl.constexpr, CAUSAL: tl.constexpr, BQ: tl.constexpr, BK: tl.constexpr, BD: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
-    batch = pid // heads
+    batch, branch = pid // (branches * heads), pid // heads % branches
     rq, rk, rd = tl.arange(0, BQ), tl.arange(0, BK), tl.arange(0, BD)
     q_mask = (rq < t_q)[:, None] & (rd < d)[None, :]
     k_mask = (rk < t_k)[:, None] & (rd < d)[None, :]
     q_off = pid * t_q * d + rq[:, None] * d + rd[None, :]
     k_off = pid * t_k * d + rk[:, None] * d + rd[None, :]
+    if tl.load(gate_ptr + branch) == 0:  # dropped branch: its heads are the constant 0, so dq = dk = dv = 0
+        tl.store(dq_ptr + q_off, tl.zeros((BQ, BD), dq_ptr.dtype.element_ty), mask=q_mask)
+        tl.store(dk_ptr + k_off, tl.zeros((BK, BD), dk_ptr.dtype.element_ty), mask=k_mask)
+        tl.store(dv_ptr + k_off, tl.zeros((BK, BD), dv_ptr.dtype.element_ty), mask=k_mask)
+        return
     q = tl.load(q_ptr + q_off, mask=q_mask, other=0.0).to(tl.float32)
     k = tl.load(k_ptr + k_off, mask=k_mask, other=0.0).to(tl.float32)
     v = tl.load(v_ptr + k_off, mask=k_mask, other=0.0).to(tl.float32)
@@ -113,39 +131,47 @@ def _blocks(t_q: int, t_k: int, d: int) -> dict[str, int]:
 
 
 class _FusedAttention(torch.autograd.Function):
-    """Softmax attention over ``(B, H, T, d)`` heads: Triton forward and backward."""
+    """Softmax attention over ``(B, N, M, T, d)`` heads, zero heads where ``gates == 0``: Triton forward and backward.
+
+    ``gates: (N,)`` only selects the dropped branches (its values are folded in later), so it gets no gradient.
+    """
 
     @staticmethod
-    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pad: torch.Tensor | None, causal: bool) -> torch.Tensor:
-        b, h, t_q, d = q.shape
-        t_k = k.shape[2]
-        o = torch.empty_like(q)
-        lse = torch.empty(b, h, t_q, dtype=torch.float32, device=q.device)
-        if q.numel() and k.numel():
+    def forward(
+        ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gates: torch.Tensor, pad: torch.Tensor | None,
+        causal: bool,
+    ) -> torch.Tensor:
+        b, n, m, t_q, d = q.shape
+        t_k = k.shape[3]
+        launch = bool(q.numel() and k.numel())  # shapes only: no device sync
+        o = torch.empty_like(q) if launch else torch.zeros_like(q)  # every program writes its whole head
+        lse = torch.empty(b, n, m, t_q, dtype=torch.float32, device=q.device)
+        if launch:
             with torch.cuda.device_of(q):
-                _forward_kernel[(b * h,)](
-                    q, k, v, pad if pad is not None else q, o, lse, t_q, t_k, d, h, 1.0 / math.sqrt(d),
+                _forward_kernel[(b * n * m,)](
+                    q, k, v, gates, pad if pad is not None else q, o, lse, t_q, t_k, d, n, m, 1.0 / math.sqrt(d),
                     HAS_PAD=pad is not None, CAUSAL=causal, **_blocks(t_q, t_k, d),
                 )
-        ctx.save_for_backward(q, k, v, o, lse, pad)
+        ctx.save_for_backward(q, k, v, gates, o, lse, pad)
         ctx.causal = causal
         return o
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, do: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        q, k, v, o, lse, pad = ctx.saved_tensors
-        b, h, t_q, d = q.shape
-        t_k = k.shape[2]
-        dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
-        if q.numel() and k.numel():
+        q, k, v, gates, o, lse, pad = ctx.saved_tensors
+        b, n, m, t_q, d = q.shape
+        t_k = k.shape[3]
+        launch = bool(q.numel() and k.numel())
+        dq, dk, dv = (torch.empty_like(x) if launch else torch.zeros_like(x) for x in (q, k, v))
+        if launch:
             with torch.cuda.device_of(q):
-                _backward_kernel[(b * h,)](
-                    q, k, v, o, do.contiguous(), lse, pad if pad is not None else q, dq, dk, dv,
-                    t_q, t_k, d, h, 1.0 / math.sqrt(d),
+                _backward_kernel[(b * n * m,)](
+                    q, k, v, gates, o, do.contiguous(), lse, pad if pad is not None else q, dq, dk, dv,
+                    t_q, t_k, d, n, m, 1.0 / math.sqrt(d),
                     HAS_PAD=pad is not None, CAUSAL=ctx.causal, **_blocks(t_q, t_k, d),
                 )
-        return dq, dk, dv, None, None
+        return dq, dk, dv, None, None, None
 
 
 def _check_inputs(
@@ -197,18 +223,22 @@ def branch_attention_triton(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out_weight: torch.Tensor, gates: torch.Tensor,
     key_padding_mask: torch.Tensor | None = None, causal: bool = False,
 ) -> torch.Tensor:
-    """Kept branches' heads in one Triton attention call, gates folded into one output GEMM (autograd included)."""
+    """All heads in one Triton attention call that skips dropped branches, gates folded into one output GEMM.
+
+    Static shapes and no host synchronisation (CUDA-graph friendly); autograd included.
+    """
     _check_inputs(q, k, v, out_weight, gates, key_padding_mask)
     b, n, m, t_q, d = q.shape
     t_k = k.shape[3]
     if max(t_q, t_k) > MAX_LEN:
         raise ValueError(f"the Triton path holds a sequence in one block: lengths must be <= {MAX_LEN}, got {t_q}, {t_k}")
-    kept = (gates != 0).nonzero().flatten()  # dropped branches never reach the kernel
-    heads_of = lambda x, t: x[:, kept].reshape(b, kept.numel() * m, t, d).contiguous()  # noqa: E731
+    d_out = out_weight.shape[1]
     pad = None if key_padding_mask is None else key_padding_mask.to(torch.int8).contiguous()
-    o: torch.Tensor = _FusedAttention.apply(heads_of(q, t_q), heads_of(k, t_k), heads_of(v, t_k), pad, causal)
-    heads = o.permute(0, 2, 1, 3).reshape(b, t_q, kept.numel() * m * d)  # Concat_{i,j} head_ij
-    stacked = (gates[kept, None, None] * out_weight[kept]).permute(1, 0, 2).reshape(out_weight.shape[1], -1)
+    o: torch.Tensor = _FusedAttention.apply(  # (B, N, M, T_q, d_k), zero for a dropped branch
+        q.contiguous(), k.contiguous(), v.contiguous(), gates.detach().contiguous(), pad, causal
+    )
+    heads = o.permute(0, 3, 1, 2, 4).reshape(b, t_q, n * m * d)  # Concat_{i,j} head_ij
+    stacked = (gates[:, None, None] * out_weight).permute(1, 0, 2).reshape(d_out, n * m * d)  # [c_i W^O_i]_i
     return heads @ stacked.t().to(heads.dtype)
 
 
