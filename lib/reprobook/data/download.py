@@ -2,7 +2,7 @@
 
 The book never needs the network: every chapter trains on the photos shipped inside
 scikit-image and scikit-learn (:mod:`reprobook.data.images`) or speech synthesised by espeak-ng. A
-reader who wants the datasets the papers used (DIV2K, Set5, Set14, Kodak, LJSpeech) opts in, and
+reader who wants the datasets the papers used (DIV2K, Set5, Set14, Kodak, LJSpeech, IWSLT14) opts in, and
 only then does anything leave the machine:
 
 * pass ``download=True`` to a loader or to :func:`fetch`, or
@@ -166,6 +166,11 @@ REGISTRY: dict[str, tuple[Resource, ...]] = {
             2748572632,
         ),
     ),
+    # IWSLT 2014 German-English TED talks (Cettolo et al., 2014): the de-en.tgz that fairseq's
+    # examples/translation/prepare-iwslt14.sh downloads (its http:// URL, here over https). We found no
+    # published SHA-256 or size for this file (searched fairseq, TensorFlow Datasets, HuggingFace and other
+    # public repositories), so the entry is unverified: its first download warns with the digest it got.
+    "iwslt14": (Resource("https://dl.fbaipublicfiles.com/fairseq/data/iwslt14/de-en.tgz", "de-en.tgz", None),),
 }
 
 

@@ -15,6 +15,8 @@ from typing import Literal
 
 import torch
 
+from reprobook._validate import check_choice
+from reprobook.data.iwslt import iwslt14_corpus
 from reprobook.data.text import Vocabulary, pad_batch, parallel_corpus
 from reprobook.mat.model import check_branches, mat_transformer, proximal_init
 from reprobook.metrics.text import bleu
@@ -55,7 +57,8 @@ class MATConfig:
     batch_size: int = 64
     num_steps: int = field(default_factory=lambda: pick(smoke=30, book=600, full=50_000))
     seed: int = 0
-    # data: a low-resource regime, like IWSLT
+    # data: a low-resource regime, like IWSLT; corpus="iwslt14" is the real IWSLT14 de->en (opt-in download)
+    corpus: str = "numbers"
     src_lang: str = "fr"
     tgt_lang: str = "en"
     src_level: Literal["word", "char"] = "word"
@@ -67,6 +70,7 @@ class MATConfig:
 
     def __post_init__(self) -> None:
         check_branches(self.num_branches, self.drop_branch)
+        check_choice("corpus", self.corpus, ("numbers", "iwslt14"))
         if not 0 <= self.proximal_steps < self.num_steps:
             raise ValueError(f"proximal_steps={self.proximal_steps} must lie in [0, num_steps={self.num_steps})")
 
@@ -120,14 +124,18 @@ class TranslationData:
 def load_data(config: MATConfig) -> TranslationData:
     """The corpus of :func:`reprobook.data.text.parallel_corpus` and vocabularies built on its training split.
 
-    ``train_size`` keeps only the first pairs of the training split (a low-resource regime with full-size
-    valid and test splits)."""
-    splits = parallel_corpus(config.src_lang, config.tgt_lang, size=config.corpus_size, seed=config.corpus_seed)
+    ``corpus="iwslt14"`` reads IWSLT14 de->en instead (:func:`reprobook.data.iwslt.iwslt14_corpus`, downloaded
+    only with ``REPROBOOK_ALLOW_DOWNLOAD=1``) with word-level vocabularies; the language, size, seed and level
+    fields then do not apply. ``train_size`` keeps only the first pairs of the training split (a low-resource
+    regime with full-size valid and test splits)."""
+    iwslt = config.corpus == "iwslt14"
+    splits = iwslt14_corpus() if iwslt else parallel_corpus(
+        config.src_lang, config.tgt_lang, size=config.corpus_size, seed=config.corpus_seed)
     train = splits.train if config.train_size is None else splits.train[: config.train_size]
     return TranslationData(
         train, splits.valid, splits.test,
-        Vocabulary.build((s for s, _ in splits.train), level=config.src_level),
-        Vocabulary.build((t for _, t in splits.train), level=config.tgt_level),
+        Vocabulary.build((s for s, _ in splits.train), level="word" if iwslt else config.src_level),
+        Vocabulary.build((t for _, t in splits.train), level="word" if iwslt else config.tgt_level),
     )
 
 
