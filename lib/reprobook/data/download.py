@@ -334,10 +334,11 @@ def fetch_dataset(
     folder = (Path(cache) if cache is not None else cache_dir()) / name
     missing = [r for r in REGISTRY[name] if not _ready_path(folder, r).exists()]
     if missing and not download_allowed(download):
-        megabytes = sum(r.size or 0 for r in missing) / 1e6
+        known = all(r.size is not None for r in missing)
+        amount = f"{sum(r.size or 0 for r in missing) / 1e6:,.1f} MB" if known else "size not published"
         raise DownloadNotAllowedError(
             f"dataset {name!r} is not in the cache; downloading its {len(missing)} missing file(s), "
-            f"{megabytes:,.1f} MB, {_consent_hint(folder)}"
+            f"{amount}, {_consent_hint(folder)}"
         )
     ready: list[Path] = []
     for resource in REGISTRY[name]:
