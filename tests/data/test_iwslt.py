@@ -11,7 +11,7 @@ import pytest
 from reprobook.data import download
 from reprobook.data.download import ALLOW_ENV, DATA_ENV, ChecksumError, DownloadNotAllowedError, Resource, sha256_file
 from reprobook.data.iwslt import TEST_SETS, iwslt14_corpus, prepare, tokenize
-from reprobook.mat import MATConfig
+from reprobook.mat import MATConfig, load_data
 
 HEADER = [
     "<url>http://www.ted.com/talks/lang/{lang}/example.html</url>",
@@ -169,3 +169,12 @@ def test_bad_max_pairs(max_pairs: object) -> None:
 def test_mat_config_checks_the_corpus() -> None:
     with pytest.raises(ValueError, match=r"corpus='bogus'.*'numbers', 'iwslt14'"):
         MATConfig(corpus="bogus", num_steps=10)
+
+
+def test_mat_load_data_reads_iwslt14_with_word_vocabularies(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ALLOW_ENV, "1")
+    data = load_data(MATConfig(corpus="iwslt14", num_steps=10, src_level="char", vocab_min_freq=2))
+    assert data.train == iwslt14_corpus().train
+    assert data.src_vocab.level == data.tgt_vocab.level == "word"  # the level fields do not apply
+    # "satz" and "nummer" occur in every training pair; each number only once, so min_freq=2 drops them
+    assert {"satz", "nummer"} <= set(data.src_vocab.tokens) and "7" not in data.src_vocab.tokens

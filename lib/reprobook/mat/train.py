@@ -59,6 +59,7 @@ class MATConfig:
     seed: int = 0
     # data: a low-resource regime, like IWSLT; corpus="iwslt14" is the real IWSLT14 de->en (opt-in download)
     corpus: str = "numbers"
+    vocab_min_freq: int = 1  # rarer words become <unk>; raise it for IWSLT14's large word vocabulary
     src_lang: str = "fr"
     tgt_lang: str = "en"
     src_level: Literal["word", "char"] = "word"
@@ -134,8 +135,8 @@ def load_data(config: MATConfig) -> TranslationData:
     train = splits.train if config.train_size is None else splits.train[: config.train_size]
     return TranslationData(
         train, splits.valid, splits.test,
-        Vocabulary.build((s for s, _ in splits.train), level="word" if iwslt else config.src_level),
-        Vocabulary.build((t for _, t in splits.train), level="word" if iwslt else config.tgt_level),
+        Vocabulary.build((s for s, _ in splits.train), "word" if iwslt else config.src_level, config.vocab_min_freq),
+        Vocabulary.build((t for _, t in splits.train), "word" if iwslt else config.tgt_level, config.vocab_min_freq),
     )
 
 
@@ -181,10 +182,12 @@ def loss_on(model: Seq2SeqTransformer, data: TranslationData, pairs: Sequence[tu
 
 
 def translate(
-    model: Seq2SeqTransformer, data: TranslationData, sentences: Sequence[str], beam_size: int = 1, max_len: int = 32,
-    strict: bool = True,
+    model: Seq2SeqTransformer, data: TranslationData, sentences: Sequence[str], beam_size: int = 1,
+    max_len: int | None = None, strict: bool = True,
 ) -> list[str]:
     """Translate source ``sentences`` (greedy for ``beam_size=1``, else beam search with length penalty 1).
+
+    Outputs stop at ``max_len`` tokens (default: twice the longest source, at least 32).
 
     ``strict=True`` rejects words the model never saw (``ValueError``); ``False`` reads them as ``<unk>``,
     as test-set evaluation must."""
@@ -194,6 +197,7 @@ def translate(
     model.eval()
     src = data.encode_source(sentences, strict)
     bos, eos = data.tgt_vocab.bos_id, data.tgt_vocab.eos_id
+    max_len = max(32, 2 * src.shape[1]) if max_len is None else max_len
     ids = greedy_decode(model, src, bos, eos, max_len) if beam_size == 1 else beam_search(model, src, bos, eos, beam_size, max_len)
     model.train(was_training)
     return [data.tgt_vocab.decode(row) for row in ids]
