@@ -129,14 +129,16 @@ def load_data(config: MATConfig) -> TranslationData:
     only with ``REPROBOOK_ALLOW_DOWNLOAD=1``) with word-level vocabularies; the language, size, seed and level
     fields then do not apply. ``train_size`` keeps only the first pairs of the training split (a low-resource
     regime with full-size valid and test splits)."""
-    iwslt = config.corpus == "iwslt14"
-    splits = iwslt14_corpus() if iwslt else parallel_corpus(
-        config.src_lang, config.tgt_lang, size=config.corpus_size, seed=config.corpus_seed)
+    src_level, tgt_level = config.src_level, config.tgt_level
+    if config.corpus == "iwslt14":
+        splits, src_level, tgt_level = iwslt14_corpus(), "word", "word"
+    else:
+        splits = parallel_corpus(config.src_lang, config.tgt_lang, size=config.corpus_size, seed=config.corpus_seed)
     train = splits.train if config.train_size is None else splits.train[: config.train_size]
     return TranslationData(
         train, splits.valid, splits.test,
-        Vocabulary.build((s for s, _ in splits.train), "word" if iwslt else config.src_level, config.vocab_min_freq),
-        Vocabulary.build((t for _, t in splits.train), "word" if iwslt else config.tgt_level, config.vocab_min_freq),
+        Vocabulary.build((s for s, _ in splits.train), src_level, config.vocab_min_freq),
+        Vocabulary.build((t for _, t in splits.train), tgt_level, config.vocab_min_freq),
     )
 
 
