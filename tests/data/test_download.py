@@ -26,6 +26,7 @@ from reprobook.data.download import (
     fetch,
     fetch_dataset,
     sha256_file,
+    write_atomically,
 )
 
 
@@ -60,6 +61,20 @@ def test_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.delenv(DATA_ENV)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert cache_dir() == tmp_path / ".cache" / "reprobook"
+
+
+def test_write_atomically_publishes_whole_files_and_cleans_up_failures(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "prepared.json"
+    write_atomically(target, lambda partial: partial.write_text("first"))
+    assert target.read_text() == "first" and _files(tmp_path) == [target]
+
+    def fail(partial: Path) -> None:
+        partial.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(target, fail)
+    assert target.read_text() == "first" and _files(tmp_path) == [target]  # old file intact, no temporary left
 
 
 def test_fetch_downloads_verifies_and_then_uses_the_cache(cache: Path, source: Path) -> None:

@@ -28,9 +28,11 @@ import hashlib
 import os
 import shutil
 import tarfile
+import tempfile
 import urllib.request
 import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -178,6 +180,22 @@ def cache_dir() -> Path:
     """The download cache: ``$REPROBOOK_DATA`` if set, else ``~/.cache/reprobook``."""
     configured = os.environ.get(DATA_ENV, "").strip()
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "reprobook"
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """Create ``path`` through ``write(temporary)`` on a fresh file beside it, then rename it into place.
+
+    A concurrent reader never sees half a file, two concurrent writers never share the temporary file, and
+    a failed ``write`` leaves nothing behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(handle)
+    try:
+        write(Path(partial))
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 def download_allowed(download: bool = False) -> bool:

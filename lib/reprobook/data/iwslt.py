@@ -130,10 +130,8 @@ def iwslt14_corpus(download: bool = False, max_pairs: int | None = None) -> Spli
     else:
         (root,) = downloads.fetch_dataset("iwslt14", download=download, cache=folder)
         splits = prepare(root)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".part")
-        partial.write_text(json.dumps(vars(splits), ensure_ascii=False), encoding="utf-8")
-        os.replace(partial, path)
+        text = json.dumps(vars(splits), ensure_ascii=False)
+        downloads.write_atomically(path, lambda partial: partial.write_text(text, encoding="utf-8"))
     if max_pairs is None:
         return splits
     return Splits(splits.train[:max_pairs], splits.valid[:max_pairs], splits.test[:max_pairs])

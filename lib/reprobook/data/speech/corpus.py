@@ -17,7 +17,6 @@ import importlib.metadata
 import json
 import os
 import random
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import torch
 
 from reprobook._validate import check_choice, check_range
+from reprobook.data.download import write_atomically
 from reprobook.data.speech.espeak import PAUSE, VOICES, synthesize
 from reprobook.data.speech.features import durations_in_frames, frame_energy, frame_pitch, log_mel
 from reprobook.data.text import NUM_TEMPLATES, numbers, sentence
@@ -191,9 +191,5 @@ def load_cached(path: Path) -> SpeechCorpus:
 def save_cached(path: Path, corpus: SpeechCorpus, arguments: dict[str, object]) -> None:
     """Save ``corpus`` (and the ``arguments`` that made it) to ``path`` atomically: a concurrent reader never
     sees half a file. Plain tensors, strings and numbers only, so it loads with ``weights_only=True``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     stored = {"arguments": arguments, "vocab": corpus.vocab, "examples": [_to_plain(e) for e in corpus.examples]}
-    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(handle)
-    torch.save(stored, partial)
-    os.replace(partial, path)
+    write_atomically(path, lambda partial: torch.save(stored, partial))
