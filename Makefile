@@ -50,6 +50,8 @@ test:
 		$(BIN)/python -m pytest tests --ignore=tests/kernels --ignore=tests/browser -q
 	$(STAGE) test "Triton kernels under TRITON_INTERPRET=1 (vs the PyTorch reference)" \
 		env TRITON_INTERPRET=1 $(BIN)/python -m pytest tests/kernels -q
+	$(STAGE) test "format and lint (ruff)" \
+		sh -c '$(BIN)/ruff format --check --quiet lib tests && $(BIN)/ruff check --quiet lib tests'
 	$(STAGE) test "type check (mypy)" $(BIN)/mypy
 	@rm -rf $(SMOKE) && mkdir -p $(SMOKE) && cp -r book _toc.yml $(SMOKE)/
 	@sed 's/^  execute_notebooks: .*/  execute_notebooks: "off"/' _config.yml > $(SMOKE)/_config.yml
@@ -65,6 +67,7 @@ lab: $(INSTALLED)
 	$(BIN)/jupyter lab book/
 
 lint: $(INSTALLED)
+	$(BIN)/ruff format lib tests && $(BIN)/ruff check --fix lib tests
 	$(BIN)/mypy
 
 clean:

@@ -67,5 +67,9 @@ def test_every_pyproject_range_admits_its_pin():
 
 def test_gpu_matched_torch_pins():
     constraints = _constraints()
-    assert (constraints["torch"], constraints["torchvision"], constraints["torchaudio"]) == ("2.11.0", "0.26.0", "2.11.0")
+    assert (constraints["torch"], constraints["torchvision"], constraints["torchaudio"]) == (
+        "2.11.0",
+        "0.26.0",
+        "2.11.0",
+    )
     assert constraints["jupyter-book"].startswith("1.")

@@ -1,7 +1,17 @@
 import pytest
 import torch
 
-from reprobook.train import History, device, fit, load_checkpoint, save_checkpoint, seed_everything
+from reprobook.train import (
+    History,
+    NonFiniteLossError,
+    RunResult,
+    Scores,
+    device,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+)
 
 
 def test_seed_everything_makes_runs_repeatable():
@@ -66,3 +76,67 @@ def test_checkpoint_round_trip(tmp_path):
     extras = load_checkpoint(path, other)
     assert extras == {"step": 7}
     assert torch.equal(net.weight, other.weight)
+
+
+def test_fit_evaluates_on_schedule_and_keeps_evaluation_out_of_the_clock():
+    import time
+
+    calls = []
+
+    def slow_evaluate(step):
+        calls.append(step)
+        time.sleep(0.05)
+        return {"valid": 10.0 - step}
+
+    history = fit(lambda b: {"loss": b}, [1.0], num_steps=7, evaluate=slow_evaluate, eval_every=3, progress=False)
+    assert calls == [3, 6, 7]
+    assert [p.step for p in history.evaluations] == [3, 6, 7]
+    assert history.curve("valid") == ([3.0, 6.0, 7.0], [7.0, 4.0, 3.0])
+    assert history.num_steps == 7
+    assert history.seconds < 0.05, "three evaluations of 50 ms each must not count as training time"
+    seconds, _ = history.curve("valid", against="seconds")
+    assert seconds == sorted(seconds) and seconds[-1] <= history.seconds
+    assert history.seconds_to("valid", 4.0) == seconds[1]
+    assert history.seconds_to("valid", -1.0) is None
+
+
+def test_fit_evaluates_before_the_first_step_when_asked():
+    history = fit(lambda b: {"loss": b}, [1.0], 4, evaluate=lambda s: {"m": s}, eval_at_start=True, progress=False)
+    assert [p.step for p in history.evaluations] == [0, 1, 2, 3, 4]
+    assert history.evaluations[0].seconds == 0.0
+
+
+def test_fit_continues_a_history():
+    first = fit(lambda b: {"loss": 1.0}, [0], 3, progress=False)
+    both = fit(lambda b: {"loss": 2.0}, [0], 2, history=first, evaluate=lambda s: {"m": s}, progress=False)
+    assert both is first and both.steps == [1, 2, 3, 4, 5] and both.num_steps == 5
+    assert [p.step for p in both.evaluations] == [4, 5]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_fit_stops_on_a_non_finite_loss_naming_the_step_and_the_terms(bad):
+    losses = iter([1.0, 0.5, bad, 0.1])
+    with pytest.raises(NonFiniteLossError, match=r"step 3 returned non-finite recon \(loss=0.3, recon="):
+        fit(lambda b: {"loss": 0.3, "recon": next(losses)}, [0], 4, desc="toy", progress=False)
+
+
+def test_history_last_refuses_an_empty_window():
+    history = History()
+    history.append(1, {"loss": 1.0})
+    with pytest.raises(ValueError, match="window"):
+        history.last("loss", 0)
+
+
+def test_fit_refuses_a_bad_schedule():
+    with pytest.raises(ValueError, match="eval_every"):
+        fit(lambda b: {"loss": 0.0}, [1], 2, evaluate=lambda s: {}, eval_every=0, progress=False)
+    with pytest.raises(ValueError, match="seed"):
+        seed_everything(-1)
+
+
+def test_run_result_counts_parameters_and_seconds():
+    history = History(seconds=2.5)
+    result = RunResult(config=None, model=torch.nn.Linear(3, 2), history=history)
+    assert result.num_parameters == 8 and result.seconds == 2.5
+    with pytest.raises(NotImplementedError, match="row"):
+        Scores(label="x").row()

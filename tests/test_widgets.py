@@ -67,6 +67,7 @@ def test_audio_grid_bad_input():
 def test_audio_grid_can_keep_relative_loudness():
     t = np.linspace(0, 0.2, 4410, endpoint=False)
     tone = np.sin(2 * np.pi * 220 * t)
+
     def markup(scale: float, normalize: bool) -> str:
         return audio_grid([("tone", scale * tone)], sample_rate=22050, normalize=normalize)._repr_html_()
 

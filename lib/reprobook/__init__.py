@@ -10,5 +10,5 @@ from __future__ import annotations
 
 from reprobook.profiles import PROFILES, pick, profile
 
-__all__ = ["PROFILES", "pick", "profile", "__version__"]
+__all__ = ["PROFILES", "__version__", "pick", "profile"]
 __version__ = "0.1.0"

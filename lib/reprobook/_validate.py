@@ -1,13 +1,17 @@
 """Argument checks that fail loudly, naming the argument and what was expected.
 
 Every public function in reprobook validates its inputs with these helpers, so a reader who
-passes a wrong name or shape gets one clear sentence instead of a silent wrong result.
+passes a wrong name, number or shape gets one clear sentence instead of a silent wrong result.
+This is the lowest layer of the library: it imports nothing from reprobook.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import TypeVar
+
+import torch
 
 T = TypeVar("T")
 
@@ -29,7 +33,81 @@ def check_nonempty_text(argument: str, value: str) -> str:
 
 
 def check_range(argument: str, value: float, low: float, high: float) -> float:
-    """Return ``value`` if ``low <= value <= high``; otherwise raise ``ValueError``."""
+    """Return ``value`` if ``low <= value <= high`` (NaN never is); otherwise raise ``ValueError``."""
     if not low <= value <= high:
         raise ValueError(f"{argument}={value!r} is out of range; expected {low} <= {argument} <= {high}")
     return value
+
+
+def check_int(argument: str, value: int, low: int = 0, high: int | None = None) -> int:
+    """Return ``value`` if it is an integer (not a bool) in ``[low, high]``; otherwise raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{argument} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        expected = f"{low} <= {argument}" + (f" <= {high}" if high is not None else "")
+        raise ValueError(f"{argument}={value!r} is out of range; expected {expected}")
+    return value
+
+
+def check_float(
+    argument: str, value: float, low: float = -math.inf, high: float = math.inf, *, open_low: bool = False
+) -> float:
+    """Return ``value`` if it is a finite number in ``[low, high]`` (``(low, high]`` with ``open_low``).
+
+    NaN and infinities are refused with the argument's name: they would otherwise train on silently.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{argument} must be a finite number, got {value!r}")
+    if (value <= low if open_low else value < low) or value > high:
+        expected = f"{low} {'<' if open_low else '<='} {argument}" + (f" <= {high}" if high < math.inf else "")
+        raise ValueError(f"{argument}={value!r} is out of range; expected {expected}")
+    return value
+
+
+def describe(value: object) -> str:
+    """``dtype (shape)`` of a tensor, else the type's name: for error messages."""
+    if isinstance(value, torch.Tensor):
+        return f"{value.dtype} {tuple(value.shape)}"
+    return type(value).__name__
+
+
+def check_image_batch(argument: str, x: torch.Tensor, *, channels: int | None = None, multiple: int = 1) -> None:
+    """Raise ``ValueError`` unless ``x`` is a floating-point ``(B, C, H, W)`` batch.
+
+    ``channels``: the required ``C``; ``multiple``: ``H`` and ``W`` must be divisible by it (a rescaling factor).
+    Integer images (0..255) are refused: every image function here works on floats in ``[0, 1]``.
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError(f"{argument} must be a (B, C, H, W) tensor, got {describe(x)}")
+    if not x.is_floating_point():
+        raise ValueError(
+            f"{argument} must hold floats in [0, 1], got dtype {x.dtype}; convert 8-bit images with x.float() / 255"
+        )
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{argument} must have {channels} channels (B, {channels}, H, W), got {tuple(x.shape)}")
+    height, width = x.shape[-2:]
+    if multiple > 1 and (height % multiple or width % multiple):
+        raise ValueError(
+            f"{argument} has H, W = {height}, {width}, not divisible by {multiple}; "
+            f"crop it first, e.g. reprobook.data.images.crop_to_multiple(image, {multiple})"
+        )
+
+
+def check_triples(triples: torch.Tensor, num_entities: int, num_relations: int, argument: str = "triples") -> None:
+    """``ValueError`` unless ``triples`` is a long ``(B, 3)`` tensor of known (head, relation, tail) ids."""
+    if (
+        not isinstance(triples, torch.Tensor)
+        or triples.dtype != torch.long
+        or triples.ndim != 2
+        or triples.shape[1] != 3
+    ):
+        raise ValueError(
+            f"{argument} must be a long tensor of (head, relation, tail) ids, shape (B, 3); got {describe(triples)}"
+        )
+    if not triples.numel():
+        return
+    for ids, count, kind in ((triples[:, [0, 2]], num_entities, "entity"), (triples[:, 1], num_relations, "relation")):
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= count:
+            bad = low if low < 0 else high
+            raise ValueError(f"{argument} holds unknown {kind} id {bad}; the model knows {kind} ids 0..{count - 1}")

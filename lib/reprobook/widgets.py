@@ -15,13 +15,13 @@ import html
 import io
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from IPython.display import Audio
 from PIL import Image
 
+from reprobook._html import HTMLWidget
 from reprobook._validate import check_range
 
 _ids = itertools.count()
@@ -47,19 +47,6 @@ def _png_data_uri(array: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-@dataclass(frozen=True)
-class HTMLWidget:
-    """A piece of self-contained HTML that notebooks render and the static book keeps."""
-
-    html: str
-
-    def _repr_html_(self) -> str:
-        return self.html
-
-    def __repr__(self) -> str:  # the plain-text fallback: not the (often megabytes of) HTML a second time
-        return f"<HTMLWidget: {len(self.html):,} characters of HTML>"
 
 
 def compare_images(
@@ -95,6 +82,7 @@ def compare_images(
     percent = 100 * start
     pixelated = "image-rendering:pixelated;" if crop is not None else ""
     img_style = f"position:absolute;top:0;left:0;width:{width}px;height:{height}px;{pixelated}"
+    bar_style = "position:absolute;top:0;bottom:0;width:2px;background:#fff;box-shadow:0 0 3px #000;"
     label_style = "position:absolute;top:4px;padding:1px 6px;background:rgba(0,0,0,.6);color:#fff;font:12px sans-serif;"
     handler = (
         f"var t=document.getElementById('{uid}-top');"
@@ -107,7 +95,7 @@ def compare_images(
     <img alt="{html.escape(labels[1])}" src="{_png_data_uri(b)}" style="{img_style}">
     <img id="{uid}-top" class="reprobook-compare-top" alt="{html.escape(labels[0])}" src="{_png_data_uri(a)}"
          style="{img_style}clip-path:inset(0 {100 - percent:g}% 0 0);">
-    <div id="{uid}-bar" style="position:absolute;top:0;bottom:0;left:{percent:g}%;width:2px;background:#fff;box-shadow:0 0 3px #000;"></div>
+    <div id="{uid}-bar" style="{bar_style}left:{percent:g}%;"></div>
     <span style="{label_style}left:4px;">{html.escape(labels[0])}</span>
     <span style="{label_style}right:4px;">{html.escape(labels[1])}</span>
   </div>
@@ -134,9 +122,13 @@ def audio_grid(
         raise ValueError("clips must contain at least one (label, waveform) pair")
     rows = []
     for label, waveform in clips:
-        samples = (waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)).squeeze()
+        samples = (
+            waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
+        ).squeeze()
         if samples.ndim != 1 or samples.size == 0:
-            raise ValueError(f"clip {label!r}: waveform must be non-empty with shape (T,) or (1, T); got {samples.shape}")
+            raise ValueError(
+                f"clip {label!r}: waveform must be non-empty with shape (T,) or (1, T); got {samples.shape}"
+            )
         if samples.size > max_seconds * sample_rate:
             raise ValueError(f"clip {label!r} lasts {samples.size / sample_rate:.1f} s; max_seconds={max_seconds}")
         if not normalize and np.abs(samples).max() > 1:

@@ -29,7 +29,9 @@ def test_every_toc_entry_exists_and_every_page_is_listed():
     listed = _toc_files()
     missing = [f for f in listed if not any((ROOT / f"{f}{ext}").exists() for ext in (".md", ".ipynb"))]
     assert not missing, f"_toc.yml lists missing files: {missing}"
-    sources = {str(p.relative_to(ROOT).with_suffix("")) for p in (ROOT / "book").rglob("*") if p.suffix in (".md", ".ipynb")}
+    sources = {
+        str(p.relative_to(ROOT).with_suffix("")) for p in (ROOT / "book").rglob("*") if p.suffix in (".md", ".ipynb")
+    }
     assert sources - set(listed) == set(), "pages not in _toc.yml"
 
 

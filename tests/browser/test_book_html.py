@@ -19,9 +19,15 @@ ROOT = Path(__file__).resolve().parents[2]
 HTML = Path(os.environ.get("REPROBOOK_HTML", ROOT / "_build" / "html")).resolve()
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _unavailable(reason: str) -> None:
@@ -118,7 +124,8 @@ def test_audio_players_are_present_and_silent(page, name: str) -> None:  # type:
         assert player.get_attribute("autoplay") is None
         assert (player.locator("source").get_attribute("src") or "").startswith("data:audio/wav;base64,")
     duration = audio.first.evaluate(
-        "a => new Promise(r => a.readyState >= 1 ? r(a.duration) : a.addEventListener('loadedmetadata', () => r(a.duration)))"
+        "a => new Promise(r => a.readyState >= 1 ? r(a.duration)"
+        " : a.addEventListener('loadedmetadata', () => r(a.duration)))"
     )
     assert 0 < duration < 30
 

@@ -14,8 +14,8 @@ from reprobook.data.speech import (
     PAUSE,
     Utterance,
     align_durations,
-    durations_in_frames,
     dtw_path,
+    durations_in_frames,
     log_mel,
     synthesize,
 )

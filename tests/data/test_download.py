@@ -210,9 +210,7 @@ def _write_pngs(folder: Path, names: list[str], seed: int) -> list[torch.Tensor]
     return written
 
 
-def test_set5_loader_end_to_end_from_a_local_zip(
-    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_set5_loader_end_to_end_from_a_local_zip(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     expected = _write_pngs(tmp_path / "src" / "Set5", ["bird.png", "baby.png"], seed=0)
     archive = tmp_path / "Set5.zip"
     with zipfile.ZipFile(archive, "w") as zf:
@@ -237,9 +235,7 @@ def test_set5_loader_end_to_end_from_a_local_zip(
 def test_kodak_loader_keeps_registry_order(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     names = ["kodim02.png", "kodim01.png"]
     expected = _write_pngs(tmp_path / "src", names, seed=1)
-    entries = tuple(
-        Resource((tmp_path / "src" / n).as_uri(), n, sha256_file(tmp_path / "src" / n)) for n in names
-    )
+    entries = tuple(Resource((tmp_path / "src" / n).as_uri(), n, sha256_file(tmp_path / "src" / n)) for n in names)
     monkeypatch.setitem(download.REGISTRY, "kodak", entries)
     monkeypatch.setenv(ALLOW_ENV, "1")
     loaded = images.load_kodak()

@@ -46,7 +46,7 @@ def test_every_image_loads_as_rgb_float(name: str) -> None:
     image = load_image(name)
     assert image.ndim == 3 and image.shape[0] == 3
     assert image.dtype == torch.float32 and image.is_contiguous()
-    assert 0.0 <= image.min().item() and image.max().item() <= 1.0
+    assert image.min().item() >= 0.0 and image.max().item() <= 1.0
     assert image.max().item() > 0.5  # really scaled by 1/255, not by 1/255**2 or left at 0..255
     if name in GRAY_IMAGES:
         assert torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])

@@ -46,12 +46,25 @@ def _xml(lang: str, name: str) -> str:
     """An IWSLT evaluation file: header lines, then one <seg> per sentence."""
     words = ("Prüfung", "Test") if lang == "de" else ("Test", "Check")
     segs = [f'<seg id="{i}"> {words[0]} {_label(name)} {i}: It’s Ok. </seg>' for i in (1, 2)]
-    return "\n".join([
-        '<?xml version="1.0" encoding="UTF-8"?>', "<mteval>", f'<srcset setid="{name}" srclang="{lang}">',
-        '<doc docid="1" genre="lectures">', "<url>http://www.ted.com/talks/x.html</url>",
-        f"<description>TED Talk Subtitles and Transcript: {name}</description>", "<talkid>1</talkid>",
-        f"<title>{name}</title>", *segs, "</doc>", "</srcset>", "</mteval>",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                '<?xml version="1.0" encoding="UTF-8"?>',
+                "<mteval>",
+                f'<srcset setid="{name}" srclang="{lang}">',
+                '<doc docid="1" genre="lectures">',
+                "<url>http://www.ted.com/talks/x.html</url>",
+                f"<description>TED Talk Subtitles and Transcript: {name}</description>",
+                "<talkid>1</talkid>",
+                f"<title>{name}</title>",
+                *segs,
+                "</doc>",
+                "</srcset>",
+                "</mteval>",
+            ]
+        )
+        + "\n"
+    )
 
 
 def _make_dataset(folder: Path) -> None:

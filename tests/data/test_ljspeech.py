@@ -33,8 +33,13 @@ from reprobook.data.speech import ljspeech as ljspeech_module
 # (id, raw text, normalized text, espeak rate, espeak pitch): the "reader" is espeak at other settings than the
 # reference's defaults (rate 175, pitch 50), so each clip's true durations are known.
 CLIPS = [
-    ("LJ001-0001", "Printing, in the only sense with which we are at present concerned.",
-     "Printing, in the only sense with which we are at present concerned.", 150, 70),
+    (
+        "LJ001-0001",
+        "Printing, in the only sense with which we are at present concerned.",
+        "Printing, in the only sense with which we are at present concerned.",
+        150,
+        70,
+    ),
     ("LJ001-0002", "in being comparatively modern.", "in being comparatively modern.", 200, 40),
     ("LJ002-0003", "It cost 5 shillings in 1820.", "It cost five shillings in eighteen twenty.", 190, 85),
 ]

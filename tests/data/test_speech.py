@@ -161,7 +161,13 @@ def _assert_same(a: corpus_module.SpeechCorpus, b: corpus_module.SpeechCorpus) -
     assert a.vocab == b.vocab and len(a) == len(b)
     for x, y in zip(a.examples, b.examples):
         assert (x.text, x.voice, x.rate, x.pitch_setting, x.intonation, x.phonemes) == (
-            y.text, y.voice, y.rate, y.pitch_setting, y.intonation, y.phonemes)
+            y.text,
+            y.voice,
+            y.rate,
+            y.pitch_setting,
+            y.intonation,
+            y.phonemes,
+        )
         for name in ("phoneme_ids", "durations", "mel", "pitch", "energy", "waveform"):
             assert torch.equal(getattr(x, name), getattr(y, name)), name
 

@@ -25,7 +25,6 @@ from reprobook.fastspeech2 import (
 from reprobook.fastspeech2.variance import check_durations, interpolate_unvoiced
 
 
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> TTSData:
     return load_data(14, 2, 2, cache_dir=str(tmp_path_factory.mktemp("speech")))
@@ -33,8 +32,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> TTSData:
 
 def _model(data: TTSData, **kwargs: object) -> FastSpeech2:
     torch.manual_seed(0)
-    config = FastSpeech2Config(vocab_size=len(data.vocab), d_model=32, d_ff=64, kernel_sizes=(3, 1),
-                               predictor_filter=32, **kwargs)  # type: ignore[arg-type]
+    config = FastSpeech2Config(
+        vocab_size=len(data.vocab), d_model=32, d_ff=64, kernel_sizes=(3, 1), predictor_filter=32, **kwargs
+    )  # type: ignore[arg-type]
     return FastSpeech2(config, stats_of(data))
 
 
@@ -68,7 +68,9 @@ def test_length_regulator_equals_the_naive_loop_including_zero_durations(seed: i
     assert lengths.tolist() == durations.sum(1).tolist()
     mel2ph = durations_to_mel2ph(durations)
     for b in range(3):
-        assert mel2ph[b, : lengths[b]].tolist() == [i + 1 for i, d in enumerate(durations[b].tolist()) for _ in range(d)]
+        assert mel2ph[b, : lengths[b]].tolist() == [
+            i + 1 for i, d in enumerate(durations[b].tolist()) for _ in range(d)
+        ]
         assert bool((mel2ph[b, lengths[b] :] == 0).all())
 
 
@@ -140,7 +142,8 @@ def test_forward_shapes_and_finite_loss(data: TTSData, pitch: str, energy: bool)
         assert out["pitch"].shape == (b, t, 10) and out["pitch_stats"].shape == (b, 2)
     losses = model.loss(out, batch)
     assert set(losses) == {"loss", "mel", "duration"} | ({"pitch"} if pitch != "none" else set()) | (
-        {"energy"} if energy else set())
+        {"energy"} if energy else set()
+    )
     assert all(bool(torch.isfinite(v)) for v in losses.values())
     losses["loss"].backward()
 

@@ -186,8 +186,16 @@ def test_evaluate_bicubic_and_irn() -> None:
 
 def test_tiny_overfit_loss_falls() -> None:
     """Thirty steps on four crops: the total loss (dominated by reconstruction from a fresh z~) must fall a lot."""
-    config = IRNConfig(blocks_per_level=2, growth=8, subnet_depth=2, crop_size=16, batch_size=4, num_steps=30,
-                       lr=2e-3, lr_milestones=())  # fmt: skip
+    config = IRNConfig(
+        blocks_per_level=2,
+        growth=8,
+        subnet_depth=2,
+        crop_size=16,
+        batch_size=4,
+        num_steps=30,
+        lr=2e-3,
+        lr_milestones=(),
+    )
     result = train(config, _photo_crops(), val_images=_photo_crops(2), eval_every=15, progress=False)
     losses = result.history["loss"]
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
@@ -198,8 +206,16 @@ def test_tiny_overfit_loss_falls() -> None:
 
 
 def test_tiny_sr_overfit_loss_falls_and_matches_the_irn_size() -> None:
-    config = IRNConfig(blocks_per_level=2, growth=8, subnet_depth=2, crop_size=16, batch_size=4, num_steps=30,
-                       lr=2e-3, lr_milestones=())  # fmt: skip
+    config = IRNConfig(
+        blocks_per_level=2,
+        growth=8,
+        subnet_depth=2,
+        crop_size=16,
+        batch_size=4,
+        num_steps=30,
+        lr=2e-3,
+        lr_milestones=(),
+    )
     result = train_sr(config, _photo_crops(), progress=False)
     losses = result.history["loss"]
     assert sum(losses[-5:]) < sum(losses[:5])
@@ -211,8 +227,10 @@ def test_ablation_switches_reach_the_losses() -> None:
     """quantize=False and lambda_fit=0 change what is optimised (same seed, same first batch)."""
     base = dict(blocks_per_level=1, growth=4, subnet_depth=2, crop_size=16, batch_size=2, num_steps=1, lr_milestones=())
     switches = {"base": {}, "no_fit": {"lambda_fit": 0.0}, "no_quant": {"quantize": False}}
-    runs = {name: train(IRNConfig(**base, **extra), _photo_crops(2), progress=False)  # type: ignore[arg-type]
-            for name, extra in switches.items()}  # fmt: skip
+    runs = {
+        name: train(IRNConfig(**base, **extra), _photo_crops(2), progress=False)  # type: ignore[arg-type]
+        for name, extra in switches.items()
+    }
     assert runs["no_fit"].history["guide"] == [0.0] and runs["base"].history["guide"][0] > 0
     assert runs["no_quant"].history["recon"] != runs["base"].history["recon"]
 
@@ -245,8 +263,9 @@ def test_weight_average_is_the_documented_mix() -> None:
 
     seed_everything(0)
     initial = IRNConfig(**base).model()  # type: ignore[arg-type]
-    for (name, w1), w0, w_avg in zip(plain.model.state_dict().items(), initial.state_dict().values(),
-                                     mixed.model.state_dict().values()):  # fmt: skip
+    for (name, w1), w0, w_avg in zip(
+        plain.model.state_dict().items(), initial.state_dict().values(), mixed.model.state_dict().values()
+    ):
         torch.testing.assert_close(w_avg, (w0 + w1) / 2, msg=name)
     trained, fresh = plain.model.state_dict().values(), initial.state_dict().values()
     assert any((w1 - w0).abs().max() > 0 for w1, w0 in zip(trained, fresh))
@@ -265,8 +284,9 @@ def test_x4_trains_on_lazily_decoded_files(tmp_path) -> None:  # type: ignore[no
         path = tmp_path / f"{i}.png"
         Image.fromarray((load_image(name)[:, :48, :64].permute(1, 2, 0) * 255).round().byte().numpy()).save(path)
         paths.append(path)
-    config = IRNConfig(scale=4, blocks_per_level=1, growth=4, subnet_depth=2, crop_size=16, batch_size=2, num_steps=2,
-                       num_workers=1)  # fmt: skip
+    config = IRNConfig(
+        scale=4, blocks_per_level=1, growth=4, subnet_depth=2, crop_size=16, batch_size=2, num_steps=2, num_workers=1
+    )
     result = train(config, ImageFiles(paths), progress=False)
     assert result.model.scale == 4 and len(result.history.steps) == 2  # type: ignore[union-attr]
     evaluation = evaluate(result.model, [load_image("coffee")[:, :32, :40]], num_draws=2)  # type: ignore[arg-type]

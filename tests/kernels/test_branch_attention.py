@@ -23,7 +23,15 @@ def _inputs(b: int, n: int, m: int, t_q: int, t_k: int, d: int, d_out: int, devi
 
 
 @pytest.mark.parametrize(
-    "shape", [(2, 2, 2, 5, 7, 8, 16), (1, 3, 4, 1, 1, 4, 8), (3, 1, 2, 13, 13, 16, 32), (2, 2, 1, 3, 17, 5, 6), (1, 2, 2, 9, 11, 8, 8)], ids=str
+    "shape",
+    [
+        (2, 2, 2, 5, 7, 8, 16),
+        (1, 3, 4, 1, 1, 4, 8),
+        (3, 1, 2, 13, 13, 16, 32),
+        (2, 2, 1, 3, 17, 5, 6),
+        (1, 2, 2, 9, 11, 8, 8),
+    ],
+    ids=str,
 )
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 def test_matches_reference(shape: tuple[int, ...], causal: bool, device: torch.device) -> None:
@@ -142,8 +150,12 @@ def test_gradcheck_of_the_attention_core(device: torch.device) -> None:
     q, k, v = (torch.randn(1, 2, 2, 3, 4, device=device, requires_grad=True) for _ in range(3))
     gates = torch.tensor([0.0, 0.5], device=device)  # branch 0 dropped: zero heads, zero gradients
     pad = torch.tensor([[0, 0, 1]], dtype=torch.int8, device=device)
-    ref = lambda q, k, v: gates.ne(0)[:, None, None, None] * (  # noqa: E731
-        torch.softmax((q @ k.transpose(-1, -2) / 2).masked_fill(pad.bool()[:, None, None, None], -torch.inf), -1) @ v
+    ref = lambda q, k, v: (
+        gates.ne(0)[:, None, None, None]
+        * (
+            torch.softmax((q @ k.transpose(-1, -2) / 2).masked_fill(pad.bool()[:, None, None, None], -torch.inf), -1)
+            @ v
+        )
     )
     torch.testing.assert_close(_FusedAttention.apply(q, k, v, gates, pad, False), ref(q, k, v))
     for backend_out, ref_out in zip(

@@ -67,9 +67,7 @@ def test_round_trip_is_exact_and_the_scale_is_clamped(device: torch.device) -> N
     assert ratio.min() < 0.37 and ratio.max() > 2.71
 
 
-@pytest.mark.parametrize(
-    "dtype, tol", [(torch.float64, 1e-12), (torch.float16, 2e-3), (torch.bfloat16, 2e-2)], ids=str
-)
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float16, 2e-3), (torch.bfloat16, 2e-2)], ids=str)
 def test_dtypes(dtype: torch.dtype, tol: float, device: torch.device) -> None:
     inputs = _inputs((2, 9, 5, 3), device, dtype)
     assert_matches_reference("coupling", *inputs, atol=tol, rtol=tol)

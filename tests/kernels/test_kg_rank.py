@@ -15,8 +15,13 @@ def _problem(E: int, R: int, d: int, B: int, device: torch.device, p_filter: flo
     generator = torch.Generator().manual_seed(seed)
     entity, relation = torch.randn(E, d, generator=generator), torch.randn(R, d, generator=generator)
     triples = torch.stack(
-        [torch.randint(E, (B,), generator=generator), torch.randint(R, (B,), generator=generator),
-         torch.randint(E, (B,), generator=generator)], 1)  # fmt: skip
+        [
+            torch.randint(E, (B,), generator=generator),
+            torch.randint(R, (B,), generator=generator),
+            torch.randint(E, (B,), generator=generator),
+        ],
+        1,
+    )
     bits = pack_bitmask(torch.rand(B, E, generator=generator) < p_filter)
     return entity.to(device), relation.to(device), triples.to(device), bits.to(device)
 
@@ -98,15 +103,25 @@ def test_matches_the_foundation_filtered_ranks(device: torch.device) -> None:
     """Counts from a TripleFilter's bitmask give exactly reprobook.metrics.filtered_ranks."""
     entity, relation, _, _ = _problem(50, 4, 16, 1, device, seed=3)
     generator = torch.Generator().manual_seed(4)
-    known_triples = torch.stack([torch.randint(50, (300,), generator=generator), torch.randint(4, (300,), generator=generator),
-                                 torch.randint(50, (300,), generator=generator)], 1)  # fmt: skip
+    known_triples = torch.stack(
+        [
+            torch.randint(50, (300,), generator=generator),
+            torch.randint(4, (300,), generator=generator),
+            torch.randint(50, (300,), generator=generator),
+        ],
+        1,
+    )
     known = TripleFilter.from_triples([known_triples], 50)
     queries = known_triples[:40]
-    for side, slot in (("tail", 2), ("head", 0)):
+    for side in ("tail", "head"):
         bits = filter_bitmask(known, queries, side)
         higher, ties = kg_rank_counts(entity, relation, queries.to(device), bits.to(device), 4, side, backend="triton")
-        a, b = (entity[queries[:, 0]], relation[queries[:, 1]]) if side == "tail" else (relation[queries[:, 1]], entity[queries[:, 2]])
-        scores = (seek_query(a.cpu(), b.cpu(), 4, side) @ entity.cpu().T)
+        a, b = (
+            (entity[queries[:, 0]], relation[queries[:, 1]])
+            if side == "tail"
+            else (relation[queries[:, 1]], entity[queries[:, 2]])
+        )
+        scores = seek_query(a.cpu(), b.cpu(), 4, side) @ entity.cpu().T
         expected = filtered_ranks(scores, queries, known, side)
         torch.testing.assert_close(higher.cpu().double() + 1 + ties.cpu().double() / 2, expected)
         assert unpack_bitmask(bits, 50).equal(known.mask(queries, side))

@@ -18,8 +18,16 @@ def _mel2ph(durations: torch.Tensor, frames: int) -> torch.Tensor:
     return out
 
 
-def _inputs(b: int, n: int, d: int, frames: int, device: torch.device, num_bins: int = 255,
-            dtype: torch.dtype = torch.float32, zero_durations: bool = True) -> tuple[torch.Tensor, ...]:
+def _inputs(
+    b: int,
+    n: int,
+    d: int,
+    frames: int,
+    device: torch.device,
+    num_bins: int = 255,
+    dtype: torch.dtype = torch.float32,
+    zero_durations: bool = True,
+) -> tuple[torch.Tensor, ...]:
     low = 0 if zero_durations else 1
     durations = torch.randint(low, 5, (b, n))
     mel2ph = _mel2ph(durations, frames).to(device)

@@ -68,9 +68,7 @@ def test_fully_masked_row_is_nan_like_torch(device: torch.device) -> None:
     assert y[[0, 2]].isfinite().all()
 
 
-@pytest.mark.parametrize(
-    "dtype, tol", [(torch.float64, 1e-12), (torch.float16, 2e-3), (torch.bfloat16, 1e-2)], ids=str
-)
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float16, 2e-3), (torch.bfloat16, 1e-2)], ids=str)
 def test_dtypes(dtype: torch.dtype, tol: float, device: torch.device) -> None:
     x = torch.randn(3, 70, device=device, dtype=dtype, requires_grad=True)
     mask = torch.randn(70, device=device, dtype=torch.float32)

@@ -16,7 +16,8 @@ from reprobook.mat import (
     proximal_init,
     translate,
 )
-from reprobook.nn.transformer import MultiHeadAttention, Seq2SeqTransformer, TransformerSizes, count_parameters
+from reprobook.nn import count_parameters
+from reprobook.nn.transformer import MultiHeadAttention, Seq2SeqTransformer, TransformerSizes
 
 SIZES = TransformerSizes(src_vocab=13, tgt_vocab=11, d_model=16, num_heads=2, encoder_ff=32, dropout=0.0)
 
@@ -102,7 +103,9 @@ def test_tiny_overfit_and_translate() -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(40):
-        loss = torch.nn.functional.cross_entropy(model(src, tgt[:, :-1]).flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=0)
+        loss = torch.nn.functional.cross_entropy(
+            model(src, tgt[:, :-1]).flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=0
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -72,9 +72,10 @@ def test_haar_layer_checks_shapes() -> None:
 def test_dense_subnet_starts_at_zero_and_has_the_official_size() -> None:
     net = DenseSubnet(3, 9, growth=32, depth=5)
     assert net(torch.rand(2, 3, 5, 5)).abs().max() == 0
-    assert sum(p.numel() for p in net.parameters()) == (3 * 9 + 1) * 32 + (35 * 9 + 1) * 32 + (67 * 9 + 1) * 32 + (
-        99 * 9 + 1
-    ) * 32 + (131 * 9 + 1) * 9
+    assert (
+        sum(p.numel() for p in net.parameters())
+        == (3 * 9 + 1) * 32 + (35 * 9 + 1) * 32 + (67 * 9 + 1) * 32 + (99 * 9 + 1) * 32 + (131 * 9 + 1) * 9
+    )
     with pytest.raises(ValueError, match="depth must be a positive integer"):
         DenseSubnet(3, 9, depth=0)
 

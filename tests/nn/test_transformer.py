@@ -18,10 +18,11 @@ from reprobook.nn.transformer import (
 )
 
 
-
 def _model(seed: int = 0) -> Seq2SeqTransformer:
     torch.manual_seed(seed)
-    return Seq2SeqTransformer(TransformerSizes(src_vocab=13, tgt_vocab=11, d_model=16, num_heads=2, encoder_ff=32, dropout=0.0)).eval()
+    return Seq2SeqTransformer(
+        TransformerSizes(src_vocab=13, tgt_vocab=11, d_model=16, num_heads=2, encoder_ff=32, dropout=0.0)
+    ).eval()
 
 
 def test_attention_matches_torch_multihead_attention() -> None:
@@ -71,7 +72,7 @@ def test_beam_one_equals_greedy_and_beam_is_at_least_as_likely() -> None:
         logp = model(src, tgt_in).log_softmax(-1).gather(-1, ids[..., None])[..., 0]
         return logp.masked_fill(ids == 0, 0.0).sum(-1)
 
-    ended = lambda ids: (ids == 2).any(-1)  # noqa: E731
+    ended = lambda ids: (ids == 2).any(-1)
     both = ended(greedy) & ended(beam)
     assert both.any(), "the test needs sentences where both searches end with <eos>"
     assert (logprob(beam)[both] >= logprob(greedy)[both] - 1e-5).all()

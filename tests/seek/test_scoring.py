@@ -112,7 +112,9 @@ def test_one_vs_all_equals_per_triple_scores(k: int) -> None:
                 replaced = triples.clone()
                 replaced[:, slot] = e
                 torch.testing.assert_close(all_scores[:, e], model.score(replaced))
-                lit = seek_score(model.entity[replaced[:, 0]], model.relation[replaced[:, 1]], model.entity[replaced[:, 2]], k)
+                lit = seek_score(
+                    model.entity[replaced[:, 0]], model.relation[replaced[:, 1]], model.entity[replaced[:, 2]], k
+                )
                 torch.testing.assert_close(all_scores[:, e], lit, rtol=1e-5, atol=1e-5)
         relations = torch.tensor([[2, 0], [1, 1], [0, 2]])
         by_relation = model.score_candidates(triples, relations, "relation")
@@ -129,7 +131,9 @@ def test_small_and_large_tables_score_candidates_alike() -> None:
     few = torch.randint(300, (2, 3))  # 32 * 3 < 300: the gather path
     many = torch.cat([few, torch.randint(300, (2, 7))], 1)  # 32 * 10 >= 300: the GEMM path
     with torch.no_grad():
-        torch.testing.assert_close(model.score_candidates(triples, many, "tail")[:, :3], model.score_candidates(triples, few, "tail"))
+        torch.testing.assert_close(
+            model.score_candidates(triples, many, "tail")[:, :3], model.score_candidates(triples, few, "tail")
+        )
 
 
 def test_transe_one_vs_all_and_score() -> None:
@@ -141,8 +145,14 @@ def test_transe_one_vs_all_and_score() -> None:
         torch.testing.assert_close(model.score(triples), transe_score(h, r, t, margin=1.5))
         all_tails, all_heads = model.score_all(triples, "tail"), model.score_all(triples, "head")
         for e in range(7):
-            torch.testing.assert_close(all_tails[:, e], model.score(triples.index_put((torch.arange(2), torch.tensor([2, 2])), torch.tensor(e))))
-            torch.testing.assert_close(all_heads[:, e], model.score(triples.index_put((torch.arange(2), torch.tensor([0, 0])), torch.tensor(e))))
+            torch.testing.assert_close(
+                all_tails[:, e],
+                model.score(triples.index_put((torch.arange(2), torch.tensor([2, 2])), torch.tensor(e))),
+            )
+            torch.testing.assert_close(
+                all_heads[:, e],
+                model.score(triples.index_put((torch.arange(2), torch.tensor([0, 0])), torch.tensor(e))),
+            )
 
 
 def test_bad_input_gives_clear_errors() -> None:

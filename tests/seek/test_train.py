@@ -12,10 +12,13 @@ from reprobook.seek import SEEK, SEEKConfig, TransE, build_model, logistic_loss,
 
 def _brute_force_loss(model, batch, config, corruptions) -> torch.Tensor:
     """The official objective written triple by triple: logistic loss + lambda / (2 d) ||e||^2 per use."""
+
     def term(h: int, r: int, t: int, label: int) -> torch.Tensor:
         triple = torch.tensor([[h, r, t]])
         e = [model.entity[h], model.relation[r], model.entity[t]]
-        return F.softplus(-label * model.score(triple))[0] + config.l2 / (2 * model.dim) * sum(v.pow(2).sum() for v in e)
+        return F.softplus(-label * model.score(triple))[0] + config.l2 / (2 * model.dim) * sum(
+            v.pow(2).sum() for v in e
+        )
 
     total = torch.zeros(())
     for row, (h, r, t) in enumerate(batch.tolist()):
@@ -58,7 +61,9 @@ def test_one_to_n_loss_uses_every_corruption() -> None:
 
 def test_tiny_graph_is_fitted() -> None:
     graph = family_graph(num_families=2)
-    result = train(SEEKConfig(dim=16, num_segments=4, num_epochs=60, batch_size=64, lr=0.3, eval_every=20), graph, progress=False)
+    result = train(
+        SEEKConfig(dim=16, num_segments=4, num_epochs=60, batch_size=64, lr=0.3, eval_every=20), graph, progress=False
+    )
     losses = result.history["loss"]
     assert losses[-1] < 0.25 * losses[0]
     assert result.seconds_per_epoch > 0 and result.best_epoch in (20, 40, 60) and len(result.valid_curve) == 3

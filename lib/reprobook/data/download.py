@@ -338,9 +338,7 @@ def _check_member(archive: Path, name: str) -> None:
         raise ValueError(f"{archive} member {name!r} would extract outside the destination; refusing")
 
 
-def fetch_dataset(
-    name: str, *, download: bool = False, cache: str | os.PathLike[str] | None = None
-) -> list[Path]:
+def fetch_dataset(name: str, *, download: bool = False, cache: str | os.PathLike[str] | None = None) -> list[Path]:
     """Make every file of the registered dataset ``name`` available; return their local paths.
 
     Files go to ``cache/name/`` (``cache`` defaults to :func:`cache_dir`). Archives are extracted

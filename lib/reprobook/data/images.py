@@ -37,7 +37,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import overload
 
@@ -56,7 +56,7 @@ from reprobook.data.download import fetch_dataset
 PHOTOS: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "china", "flower")
 """Colour photographs of everyday scenes; :data:`TRAIN_IMAGES` and :data:`TEST_IMAGES` split them."""
 
-COLOR_IMAGES: tuple[str, ...] = PHOTOS + ("hubble_deep_field", "retina", "immunohistochemistry")
+COLOR_IMAGES: tuple[str, ...] = (*PHOTOS, "hubble_deep_field", "retina", "immunohistochemistry")
 """Every colour image: the photos plus three scientific images (telescope, fundus, microscope)."""
 
 GRAY_IMAGES: tuple[str, ...] = ("camera", "coins", "brick", "grass", "gravel", "moon", "clock")
@@ -108,7 +108,7 @@ _READERS: dict[str, Callable[[], np.ndarray]] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _read_uint8(name: str) -> np.ndarray:
     """The raw ``(H, W)`` or ``(H, W, 3)`` uint8 array; cached, never handed out (callers copy)."""
     return _READERS[name]()

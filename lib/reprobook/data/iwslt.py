@@ -91,8 +91,9 @@ def prepare(root: str | os.PathLike[str]) -> Splits:
     """Train/valid/test ``(de, en)`` pairs from an extracted ``de-en.tgz`` (``root`` or ``root/de-en``)."""
     folder = _folder(Path(root))
     train_de = folder / "train.tags.de-en.de"
-    cleaned = [p for p in _paired(_train_side(train_de), _train_side(folder / "train.tags.de-en.en"), train_de)
-               if _keep(*p)]
+    cleaned = [
+        p for p in _paired(_train_side(train_de), _train_side(folder / "train.tags.de-en.en"), train_de) if _keep(*p)
+    ]
     test: list[tuple[str, str]] = []
     for name in TEST_SETS:
         de, en = (folder / f"IWSLT14.{name}.de-en.{lang}.xml" for lang in ("de", "en"))

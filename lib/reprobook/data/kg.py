@@ -184,13 +184,13 @@ def _one_family(prefix: str, rng: random.Random) -> list[tuple[str, str, str]]:
     founders = (next(people), next(people))
     couples = [founders]
     children = [next(people) for _ in range(rng.randint(2, 4))]
-    parents.update({child: founders for child in children})
+    parents.update(dict.fromkeys(children, founders))
     for i, child in enumerate(children):
         if i == 0 or rng.random() < 0.75:
             couple = (child, next(people))
             couples.append(couple)
             grandchildren = [next(people) for _ in range(rng.randint(1, 3))]
-            parents.update({grandchild: couple for grandchild in grandchildren})
+            parents.update(dict.fromkeys(grandchildren, couple))
 
     triples = [(a, "married_to", b) for x, y in couples for a, b in ((x, y), (y, x))]
     for child, pair in parents.items():

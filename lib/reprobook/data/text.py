@@ -102,7 +102,7 @@ def max_pairs(max_number: int = MAX_NUMBER) -> int:
     return len(numbers(max_number)) * NUM_TEMPLATES
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _spell(n: int, lang: str) -> str:
     """``n`` in words, in the form used before a masculine plural noun."""
     words: str = num2words(n, lang=lang)
@@ -184,9 +184,7 @@ class Vocabulary:
         object.__setattr__(self, "_ids", {token: i for i, token in enumerate(self.tokens)})
 
     @classmethod
-    def build(
-        cls, sentences: Iterable[str], level: Literal["word", "char"] = "word", min_freq: int = 1
-    ) -> Vocabulary:
+    def build(cls, sentences: Iterable[str], level: Literal["word", "char"] = "word", min_freq: int = 1) -> Vocabulary:
         """Every token seen at least ``min_freq`` times, most frequent first (ties alphabetical)."""
         check_choice("level", level, LEVELS)
         if min_freq < 1:

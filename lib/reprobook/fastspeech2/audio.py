@@ -20,11 +20,21 @@ from reprobook.data.speech.features import F_MAX, F_MIN, N_FFT, WIN_LENGTH
 @functools.lru_cache(maxsize=1)
 def _transforms() -> tuple[torchaudio.transforms.InverseMelScale, torchaudio.transforms.GriffinLim]:
     inverse_mel = torchaudio.transforms.InverseMelScale(
-        n_stft=N_FFT // 2 + 1, n_mels=N_MELS, sample_rate=SAMPLE_RATE, f_min=F_MIN, f_max=F_MAX,
-        norm="slaney", mel_scale="slaney",
+        n_stft=N_FFT // 2 + 1,
+        n_mels=N_MELS,
+        sample_rate=SAMPLE_RATE,
+        f_min=F_MIN,
+        f_max=F_MAX,
+        norm="slaney",
+        mel_scale="slaney",
     )
     griffin_lim = torchaudio.transforms.GriffinLim(
-        n_fft=N_FFT, n_iter=32, win_length=WIN_LENGTH, hop_length=HOP_LENGTH, power=1.0, rand_init=False,
+        n_fft=N_FFT,
+        n_iter=32,
+        win_length=WIN_LENGTH,
+        hop_length=HOP_LENGTH,
+        power=1.0,
+        rand_init=False,
     )
     return inverse_mel, griffin_lim
 

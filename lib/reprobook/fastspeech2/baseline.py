@@ -26,8 +26,8 @@ from torch import nn
 
 from reprobook.data.speech import N_MELS
 from reprobook.fastspeech2.data import Batch
-from reprobook.profiles import pick_default
 from reprobook.nn.transformer import DecoderLayer, EncoderLayer, MultiHeadAttention, padding_mask, sinusoidal_positions
+from reprobook.profiles import pick_default
 
 
 @dataclass

@@ -65,16 +65,28 @@ def _item(e: Example, energy_mean: float, energy_std: float) -> TTSItem:
     f0 = torch.exp(z * std + mean)
     log_energy = torch.log1p(e.energy)
     return TTSItem(
-        text=e.text, phonemes=e.phoneme_ids, durations=durations, mel=mel, f0=f0.float(),
-        f0_raw=e.pitch, lf0_mean=mean, lf0_std=std, cwt=cwt.float(),
-        energy=((log_energy - energy_mean) / energy_std).float(), energy_raw=e.energy,
+        text=e.text,
+        phonemes=e.phoneme_ids,
+        durations=durations,
+        mel=mel,
+        f0=f0.float(),
+        f0_raw=e.pitch,
+        lf0_mean=mean,
+        lf0_std=std,
+        cwt=cwt.float(),
+        energy=((log_energy - energy_mean) / energy_std).float(),
+        energy_raw=e.energy,
         waveform=e.waveform,
     )
 
 
 def load_data(
-    num_utterances: int | None = None, num_valid: int | None = None, num_test: int | None = None, seed: int = 0,
-    cache_dir: str | None = None, corpus: SpeechCorpus | None = None,
+    num_utterances: int | None = None,
+    num_valid: int | None = None,
+    num_test: int | None = None,
+    seed: int = 0,
+    cache_dir: str | None = None,
+    corpus: SpeechCorpus | None = None,
 ) -> TTSData:
     """Build (or load from the cache) the English espeak corpus and split it by sentence text.
 
@@ -89,10 +101,14 @@ def load_data(
     if corpus is None:
         total = num_utterances or pick(smoke=60, book=400, full=3_000)
         if n_valid < 1 or n_test < 1 or total - n_valid - n_test < 2:
-            raise ValueError(f"num_utterances={total} leaves too little for training after {n_valid} + {n_test} held out")
+            raise ValueError(
+                f"num_utterances={total} leaves too little for training after {n_valid} + {n_test} held out"
+            )
         corpus = build_corpus(total, voice="en", seed=seed, cache_dir=cache_dir)
     elif n_valid < 1 or n_test < 1 or len(corpus) - n_valid - n_test < 2:
-        raise ValueError(f"the corpus's {len(corpus)} utterances leave too little for training after {n_valid} + {n_test}")
+        raise ValueError(
+            f"the corpus's {len(corpus)} utterances leave too little for training after {n_valid} + {n_test}"
+        )
     order = list(range(len(corpus)))
     random.Random(seed).shuffle(order)
     # Split by text: every copy of a sentence lands on the same side, so test sentences are never heard in training.
@@ -111,8 +127,15 @@ def load_data(
     e_mean, e_std = float(energy.mean()), float(energy.std())
     make = lambda ids: [_item(corpus[i], e_mean, e_std) for i in ids]  # noqa: E731
     return TTSData(
-        train=make(train_ids), valid=make(valid_ids), test=make(test_ids), vocab=corpus.vocab, corpus=corpus,
-        lf0_mean=float(lf0.mean()), lf0_std=float(lf0.std()), energy_mean=e_mean, energy_std=e_std,
+        train=make(train_ids),
+        valid=make(valid_ids),
+        test=make(test_ids),
+        vocab=corpus.vocab,
+        corpus=corpus,
+        lf0_mean=float(lf0.mean()),
+        lf0_std=float(lf0.std()),
+        energy_mean=e_mean,
+        energy_std=e_std,
     )
 
 
@@ -146,8 +169,11 @@ def _pad(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.nn.utils.rnn.pad_sequence(list(tensors), batch_first=True)
 
 
-def collate(items: Sequence[TTSItem], mels: Sequence[torch.Tensor] | None = None,
-            durations: Sequence[torch.Tensor] | None = None) -> Batch:
+def collate(
+    items: Sequence[TTSItem],
+    mels: Sequence[torch.Tensor] | None = None,
+    durations: Sequence[torch.Tensor] | None = None,
+) -> Batch:
     """Pad ``items`` into a :class:`Batch`; ``mels``/``durations`` replace the targets (FastSpeech's distilled
     mels and teacher durations). Replacement mels must have as many frames as their durations sum to."""
     if not items:
@@ -158,7 +184,8 @@ def collate(items: Sequence[TTSItem], mels: Sequence[torch.Tensor] | None = None
         if mel.shape[0] != int(dur.sum()) or mel.shape[0] != item.mel.shape[0] or dur.numel() != item.phonemes.numel():
             raise ValueError(
                 f"{item.text!r}: mel has {mel.shape[0]} frames, durations sum to {int(dur.sum())} over {dur.numel()} "
-                f"phonemes, the item has {item.mel.shape[0]} frames and {item.phonemes.numel()} phonemes; they must agree"
+                f"phonemes, the item has {item.mel.shape[0]} frames and {item.phonemes.numel()} phonemes; "
+                "they must agree"
             )
     return Batch(
         phonemes=_pad([i.phonemes for i in items]),
@@ -193,7 +220,9 @@ def batch_indices(lengths: Sequence[int], batch_size: int, seed: int = 0, pool: 
         yield from chunks
 
 
-def batches(items: Sequence[TTSItem], batch_size: int, seed: int = 0, **replace: Sequence[torch.Tensor]) -> Iterator[Batch]:
+def batches(
+    items: Sequence[TTSItem], batch_size: int, seed: int = 0, **replace: Sequence[torch.Tensor]
+) -> Iterator[Batch]:
     """Length-bucketed :class:`Batch` es forever (:func:`batch_indices`), for :func:`reprobook.train.fit`;
     ``replace`` as in :func:`collate`, aligned with ``items``."""
     for ids in batch_indices([i.mel.shape[0] for i in items], batch_size, seed):

@@ -106,8 +106,11 @@ class Scores:
     @property
     def moment_distance(self) -> float:
         """``|std - std_gt| / std_gt + |skew - skew_gt| + |kurt - kurt_gt|``: one number for Table 3's moments."""
-        return (abs(self.pitch_std - self.gt_pitch_std) / self.gt_pitch_std + abs(self.pitch_skew - self.gt_pitch_skew)
-                + abs(self.pitch_kurtosis - self.gt_pitch_kurtosis))
+        return (
+            abs(self.pitch_std - self.gt_pitch_std) / self.gt_pitch_std
+            + abs(self.pitch_skew - self.gt_pitch_skew)
+            + abs(self.pitch_kurtosis - self.gt_pitch_kurtosis)
+        )
 
 
 def score(
@@ -122,17 +125,29 @@ def score(
     """All metrics over a test set: generated mels ``(T, 80)`` and their audio, against the reference mels,
     the recordings' F0 and energy and (optionally) phoneme durations."""
     if not mels or not (len(mels) == len(waveforms) == len(references) == len(reference_f0) == len(reference_energy)):
-        raise ValueError("mels, waveforms, references, reference_f0 and reference_energy must be non-empty and equally long")
+        raise ValueError(
+            "mels, waveforms, references, reference_f0 and reference_energy must be non-empty and equally long"
+        )
     rows, gt_rows = [], []
-    for k, (mel, wave, ref, f0_ref, e_ref) in enumerate(zip(mels, waveforms, references, reference_f0, reference_energy)):
+    for k, (mel, wave, ref, f0_ref, e_ref) in enumerate(
+        zip(mels, waveforms, references, reference_f0, reference_energy)
+    ):
         mcd, path = mel_cepstral_distortion(mel, ref)
         f0 = frame_pitch(wave)
         moments, gt = pitch_moments(f0), pitch_moments(f0_ref)
         dur = math.nan
         if durations is not None and reference_durations is not None and durations[k] is not None:
             dur = duration_mae(durations[k], reference_durations[k])  # type: ignore[arg-type]
-        rows.append([mcd, *moments, pitch_dtw_distance(f0, f0_ref), energy_mae(frame_energy(wave), e_ref, path), dur,
-                     float((f0 > 0).float().mean())])
+        rows.append(
+            [
+                mcd,
+                *moments,
+                pitch_dtw_distance(f0, f0_ref),
+                energy_mae(frame_energy(wave), e_ref, path),
+                dur,
+                float((f0 > 0).float().mean()),
+            ]
+        )
         gt_rows.append([*gt, float((f0_ref > 0).float().mean())])
     with warnings.catch_warnings():  # an all-NaN column (no durations) averages to NaN, silently
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -176,10 +191,13 @@ def synthesize_items(system: torch.nn.Module | None, items: Sequence[TTSItem], *
             out = system.infer(item.phonemes, **controls)  # type: ignore[arg-type]
             mel, duration = out["mel"][0], out["durations"][0]
         elif isinstance(system, TransformerTTS):
-            mel = system.generate(item.phonemes[None], torch.tensor([item.phonemes.numel()]),
-                                  torch.tensor([item.mel.shape[0]]))[0][0]
+            mel = system.generate(
+                item.phonemes[None], torch.tensor([item.phonemes.numel()]), torch.tensor([item.mel.shape[0]])
+            )[0][0]
         else:
-            raise TypeError(f"system must be FastSpeech2, FastSpeech2s, TransformerTTS or None, got {type(system).__name__}")
+            raise TypeError(
+                f"system must be FastSpeech2, FastSpeech2s, TransformerTTS or None, got {type(system).__name__}"
+            )
         if not isinstance(system, FastSpeech2s):
             wave = griffin_lim(mel)
         mels.append(mel)
@@ -191,6 +209,13 @@ def synthesize_items(system: torch.nn.Module | None, items: Sequence[TTSItem], *
 def evaluate(system: torch.nn.Module | None, items: Sequence[TTSItem], **controls: float) -> tuple[Scores, Synthesis]:
     """:func:`synthesize_items`, then :func:`score` against the items' recordings."""
     out = synthesize_items(system, items, **controls)
-    scores = score(out.mels, out.waveforms, [i.mel for i in items], [i.f0_raw for i in items],
-                   [i.energy_raw for i in items], out.durations, [i.durations for i in items])
+    scores = score(
+        out.mels,
+        out.waveforms,
+        [i.mel for i in items],
+        [i.f0_raw for i in items],
+        [i.energy_raw for i in items],
+        out.durations,
+        [i.durations for i in items],
+    )
     return scores, out

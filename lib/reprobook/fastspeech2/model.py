@@ -4,7 +4,8 @@
 
 * ``"cwt"`` -- the paper's final version: the pitch predictor regresses the 10-scale CWT pitch spectrogram of the
   per-utterance z-normalised log-F0, and an MLP on the time-mean of the encoder output predicts the utterance's
-  log-F0 mean and standard deviation; inference inverts the CWT (:func:`~reprobook.fastspeech2.variance.cwt_reconstruct`)
+  log-F0 mean and standard deviation; inference inverts the CWT
+  (:func:`~reprobook.fastspeech2.variance.cwt_reconstruct`)
   and de-normalises;
 * ``"frame"`` -- the first version (v1): frame-level log-F0 regressed directly (z-normalised with corpus statistics);
 * ``"none"`` -- no pitch predictor or embedding: with ``energy=False`` this is the FastSpeech student.
@@ -38,8 +39,8 @@ from reprobook.fastspeech2.variance import (
     regulate_with_mel2ph,
 )
 from reprobook.kernels import variance_regulate
-from reprobook.profiles import pick_default
 from reprobook.nn.transformer import FFTBlock, padding_mask, sinusoidal_positions
+from reprobook.profiles import pick_default
 
 PITCH_MODES = ("cwt", "frame", "none")
 F0_LOW, F0_HIGH = 80.0, 300.0
@@ -110,10 +111,14 @@ class FastSpeech2(nn.Module):
         self.duration_predictor = VariancePredictor(d, c.predictor_filter, 1, dropout=c.predictor_dropout)
         pitch_dim = NUM_SCALES if c.pitch == "cwt" else 1
         self.pitch_predictor = (
-            VariancePredictor(d, c.predictor_filter, pitch_dim, dropout=c.predictor_dropout) if c.pitch != "none" else None
+            VariancePredictor(d, c.predictor_filter, pitch_dim, dropout=c.predictor_dropout)
+            if c.pitch != "none"
+            else None
         )
         self.pitch_stats = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 2)) if c.pitch == "cwt" else None
-        self.energy_predictor = VariancePredictor(d, c.predictor_filter, 1, dropout=c.predictor_dropout) if c.energy else None
+        self.energy_predictor = (
+            VariancePredictor(d, c.predictor_filter, 1, dropout=c.predictor_dropout) if c.energy else None
+        )
         self.register_buffer("pitch_bins", log_bins(*c.pitch_range_hz, c.num_bins))
         self.register_buffer("energy_bins", linear_bins(-3.0, 3.0, c.num_bins))
         self.pitch_table = nn.Embedding(c.num_bins, d) if c.pitch != "none" else None
@@ -153,7 +158,9 @@ class FastSpeech2(nn.Module):
         e = self.energy_table.weight if self.energy_table is not None else self.energy_table_off
         return p, e
 
-    def _embed_variances(self, h: torch.Tensor, mel2ph: torch.Tensor, f0: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
+    def _embed_variances(
+        self, h: torch.Tensor, mel2ph: torch.Tensor, f0: torch.Tensor, energy: torch.Tensor
+    ) -> torch.Tensor:
         """``H'' = LR(H, d) + E_p[bucket(F0)] + E_e[bucket(energy)]`` (one fused kernel on CUDA)."""
         p_table, e_table = self._tables()
         return variance_regulate(h, mel2ph, f0, energy, self.pitch_bins, self.energy_bins, p_table, e_table)
@@ -279,6 +286,12 @@ class FastSpeech2(nn.Module):
             e = torch.zeros(mel2ph.shape, device=h.device)
         h2 = self._embed_variances(h, mel2ph, f0, e)
         mel = self.decode(h2, frame_padding) if decode_mel else h2.new_zeros(*h2.shape[:2], self.config.n_mels)
-        return {"mel": mel, "mel_lengths": (~frame_padding).sum(1), "durations": durations, "f0": f0, "energy": e,
-                "hidden": h2, "frame_padding": frame_padding}
-
+        return {
+            "mel": mel,
+            "mel_lengths": (~frame_padding).sum(1),
+            "durations": durations,
+            "f0": f0,
+            "energy": e,
+            "hidden": h2,
+            "frame_padding": frame_padding,
+        }

@@ -54,8 +54,9 @@ def stats_of(data: TTSData) -> Stats:
     return Stats(data.lf0_mean, data.lf0_std, data.energy_mean, data.energy_std)
 
 
-def _optimizer(params: Sequence[nn.Parameter] | Iterator[nn.Parameter], config: TrainConfig) -> tuple[
-        torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+def _optimizer(
+    params: Sequence[nn.Parameter] | Iterator[nn.Parameter], config: TrainConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     opt = torch.optim.Adam(params, lr=config.lr, betas=(0.9, 0.98), eps=1e-9)
     return opt, inverse_sqrt_schedule(opt, config.warmup)
 
@@ -176,12 +177,19 @@ class FastSpeechPipeline:
 
     @property
     def seconds(self) -> dict[str, float]:
-        return {"teacher": self.teacher.seconds, "distillation": self.distilled.seconds, "student": self.student.seconds}
+        return {
+            "teacher": self.teacher.seconds,
+            "distillation": self.distilled.seconds,
+            "student": self.student.seconds,
+        }
 
 
 def train_fastspeech(
-    data: TTSData, teacher_config: TeacherConfig, student_config: FastSpeech2Config,
-    teacher_train: TrainConfig | None = None, student_train: TrainConfig | None = None,
+    data: TTSData,
+    teacher_config: TeacherConfig,
+    student_config: FastSpeech2Config,
+    teacher_train: TrainConfig | None = None,
+    student_train: TrainConfig | None = None,
 ) -> FastSpeechPipeline:
     """Teacher -> durations and distilled mels -> student (a FastSpeech 2 without pitch and energy)."""
     if student_config.pitch != "none" or student_config.energy:
@@ -189,8 +197,9 @@ def train_fastspeech(
     teacher = train_teacher(teacher_config, data, teacher_train)
     assert isinstance(teacher.model, TransformerTTS)
     distilled = distill(teacher.model, data.train)
-    student = train_fastspeech2(student_config, data, student_train, distilled.mels, distilled.durations,
-                                desc="FastSpeech student")
+    student = train_fastspeech2(
+        student_config, data, student_train, distilled.mels, distilled.durations, desc="FastSpeech student"
+    )
     return FastSpeechPipeline(teacher, distilled, student)
 
 
@@ -242,7 +251,10 @@ class WaveConfig:
 
 
 def train_fastspeech2s(
-    model_config: FastSpeech2Config, data: TTSData, config: TrainConfig | None = None, wave_config: WaveConfig | None = None,
+    model_config: FastSpeech2Config,
+    data: TTSData,
+    config: TrainConfig | None = None,
+    wave_config: WaveConfig | None = None,
 ) -> tuple[FastSpeech2s, History, float]:
     """Joint training: the FastSpeech 2 losses on the full sequence (mel decoder as auxiliary) plus, on random
     slices, the multi-resolution STFT loss and (after ``gan_start`` steps) the LSGAN generator loss; the
@@ -288,10 +300,14 @@ def train_fastspeech2s(
             opt_d.step()
         clock["step"] += 1
         clock["seconds"] += time.perf_counter() - start
-        return {"loss": total.item(), "mel": losses["mel"].item(), "stft": stft.item(), "adv": adv.item(),
-                "disc": d_loss.item()}
+        return {
+            "loss": total.item(),
+            "mel": losses["mel"].item(),
+            "stft": stft.item(),
+            "adv": adv.item(),
+            "disc": d_loss.item(),
+        }
 
     history = fit(step, stream(), wc.num_steps, desc="FastSpeech 2s", progress=config.progress)
     model.eval()
     return model, history, clock["seconds"]
-

@@ -99,8 +99,10 @@ class VariancePredictor(nn.Module):
     def __init__(self, d_model: int, filter_size: int, out_dim: int = 1, kernel_size: int = 3, dropout: float = 0.5):
         super().__init__()
         self.convs = nn.ModuleList(
-            [nn.Conv1d(d_model, filter_size, kernel_size, padding=kernel_size // 2),
-             nn.Conv1d(filter_size, filter_size, kernel_size, padding=kernel_size // 2)]
+            [
+                nn.Conv1d(d_model, filter_size, kernel_size, padding=kernel_size // 2),
+                nn.Conv1d(filter_size, filter_size, kernel_size, padding=kernel_size // 2),
+            ]
         )
         self.norms = nn.ModuleList([nn.LayerNorm(filter_size), nn.LayerNorm(filter_size)])
         self.out = nn.Linear(filter_size, out_dim)

@@ -29,7 +29,9 @@ RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (256, 64, 256))
 class _GatedResidual(nn.Module):
     def __init__(self, channels: int, dilation: int, kernel_size: int = 3) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(channels, 2 * channels, kernel_size, dilation=dilation, padding=dilation * (kernel_size // 2))
+        self.conv = nn.Conv1d(
+            channels, 2 * channels, kernel_size, dilation=dilation, padding=dilation * (kernel_size // 2)
+        )
         self.res, self.skip = nn.Conv1d(channels, channels, 1), nn.Conv1d(channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,7 +45,7 @@ class WaveDecoder(nn.Module):
 
     def __init__(self, d_model: int, channels: int = 48, num_layers: int = 6) -> None:
         super().__init__()
-        if 8 * 8 * 4 != HOP_LENGTH:
+        if HOP_LENGTH != 8 * 8 * 4:
             raise AssertionError("the upsampling factors must multiply to the hop length")
         layers: list[nn.Module] = []
         c_in = d_model
@@ -53,8 +55,9 @@ class WaveDecoder(nn.Module):
             c_in = c_out
         self.upsample = nn.Sequential(*layers)
         self.gated = nn.ModuleList(_GatedResidual(channels, 2 ** (i % 4)) for i in range(num_layers))
-        self.out = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv1d(channels, channels, 1), nn.LeakyReLU(0.2),
-                                 nn.Conv1d(channels, 1, 1))
+        self.out = nn.Sequential(
+            nn.LeakyReLU(0.2), nn.Conv1d(channels, channels, 1), nn.LeakyReLU(0.2), nn.Conv1d(channels, 1, 1)
+        )
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         x = self.upsample(hidden.transpose(1, 2))[..., : hidden.shape[1] * HOP_LENGTH]
@@ -93,7 +96,9 @@ def _magnitude(x: torch.Tensor, n_fft: int, hop: int, win: int) -> torch.Tensor:
 def multi_resolution_stft_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """Spectral convergence + log-magnitude L1, averaged over :data:`RESOLUTIONS`: ``(B, L), (B, L) -> ()``."""
     if fake.shape != real.shape:
-        raise ValueError(f"fake and real waveforms must have the same shape, got {tuple(fake.shape)} and {tuple(real.shape)}")
+        raise ValueError(
+            f"fake and real waveforms must have the same shape, got {tuple(fake.shape)} and {tuple(real.shape)}"
+        )
     total = torch.zeros((), device=fake.device)
     for n_fft, hop, win in RESOLUTIONS:
         s_fake, s_real = _magnitude(fake, n_fft, hop, win), _magnitude(real, n_fft, hop, win)
@@ -104,7 +109,11 @@ def multi_resolution_stft_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.
 
 
 def random_slices(
-    hidden: torch.Tensor, mel_lengths: torch.Tensor, waveforms: list[torch.Tensor], frames: int, generator: torch.Generator
+    hidden: torch.Tensor,
+    mel_lengths: torch.Tensor,
+    waveforms: list[torch.Tensor],
+    frames: int,
+    generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Aligned random windows: ``frames`` frames of ``hidden (B, T, d)`` and the matching ``frames * 256`` samples
     of each waveform (frame ``t`` is centred on sample ``t * 256``; the half-hop offset is ignored)."""

@@ -20,7 +20,22 @@ from reprobook.irn.model import IRN, SCALES, bicubic_downscale, bicubic_upscale,
 from reprobook.irn.training import DEFAULT_LAMBDA_FIT, IRNConfig, TrainResult, train, train_sr, validation_psnr
 
 __all__ = [
-    "DEFAULT_LAMBDA_FIT", "IRN", "SCALES", "Bicubic", "Evaluation", "IRNConfig", "Rescaler", "SRNet",
-    "TrainResult", "bicubic_downscale", "bicubic_upscale", "evaluate", "irn_losses", "num_params", "quantize",
-    "train", "train_sr", "validation_psnr",
-]  # fmt: skip
+    "DEFAULT_LAMBDA_FIT",
+    "IRN",
+    "SCALES",
+    "Bicubic",
+    "Evaluation",
+    "IRNConfig",
+    "Rescaler",
+    "SRNet",
+    "TrainResult",
+    "bicubic_downscale",
+    "bicubic_upscale",
+    "evaluate",
+    "irn_losses",
+    "num_params",
+    "quantize",
+    "train",
+    "train_sr",
+    "validation_psnr",
+]

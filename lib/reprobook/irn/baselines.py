@@ -111,4 +111,3 @@ class SRNet(nn.Module):
 def num_params(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-

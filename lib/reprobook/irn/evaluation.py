@@ -85,8 +85,14 @@ class Evaluation:
 
     def row(self) -> dict[str, float | str]:
         """One table row: method, HR PSNR/SSIM, LR PSNR (Y and RGB), spread over z."""
-        return {"method": self.method, "HR PSNR (dB)": self.psnr, "HR SSIM": self.ssim, "LR PSNR Y (dB)": self.lr,
-                "LR PSNR RGB (dB)": self.lr_rgb, "spread over z (dB)": self.spread}  # fmt: skip
+        return {
+            "method": self.method,
+            "HR PSNR (dB)": self.psnr,
+            "HR SSIM": self.ssim,
+            "LR PSNR Y (dB)": self.lr,
+            "LR PSNR RGB (dB)": self.lr_rgb,
+            "spread over z (dB)": self.spread,
+        }
 
 
 def _as_8bit(image: Tensor) -> Tensor:
@@ -154,7 +160,13 @@ def evaluate(
         if module is not None:
             module.train(was_training)
     return Evaluation(
-        method=label or type(method).__name__, names=names, scale=method.scale,
-        hr_psnr=hr_psnr, hr_ssim=hr_ssim, lr_psnr=lr_psnr, lr_psnr_rgb=lr_psnr_rgb,
-        lr_images=lr_images, hr_images=hr_images,
-    )  # fmt: skip
+        method=label or type(method).__name__,
+        names=names,
+        scale=method.scale,
+        hr_psnr=hr_psnr,
+        hr_ssim=hr_ssim,
+        lr_psnr=lr_psnr,
+        lr_psnr_rgb=lr_psnr_rgb,
+        lr_images=lr_images,
+        hr_images=hr_images,
+    )

@@ -88,9 +88,13 @@ class IRN(nn.Module):
         check_choice("scale", scale, SCALES)
         self.scale = scale
         self.net: InvertibleSequential = haar_coupling_stack(
-            in_channels=3, levels=int(math.log2(scale)), blocks=blocks_per_level, split=3,
-            subnet=dense_subnet(growth, depth), clamp=clamp,
-        )  # fmt: skip
+            in_channels=3,
+            levels=int(math.log2(scale)),
+            blocks=blocks_per_level,
+            split=3,
+            subnet=dense_subnet(growth, depth),
+            clamp=clamp,
+        )
 
     @property
     def z_channels(self) -> int:

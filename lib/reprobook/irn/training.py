@@ -163,8 +163,9 @@ def _batches(images: Sequence[Tensor], config: IRNConfig) -> Iterable[Tensor]:
     if len(images) == 0:
         raise ValueError("images is empty; expected training images of shape (3, H, W)")
     dataset = _Crops(images, config.crop_size, config.num_steps * config.batch_size, config.seed)
-    return DataLoader(dataset, batch_size=config.batch_size, num_workers=config.num_workers,
-                      persistent_workers=config.num_workers > 0)  # fmt: skip
+    return DataLoader(
+        dataset, batch_size=config.batch_size, num_workers=config.num_workers, persistent_workers=config.num_workers > 0
+    )
 
 
 def _optimizer(model: nn.Module, config: IRNConfig) -> tuple[torch.optim.Optimizer, LRScheduler]:
@@ -300,11 +301,27 @@ def train(
     model = config.model().to(device())
 
     def loss_fn(x: Tensor) -> dict[str, Tensor]:
-        return irn_losses(model, x, lambda_fit=config.fit_weight, lambda_rec=config.lambda_rec,
-                          lambda_distr=config.lambda_distr, quantize_lr=config.quantize)  # fmt: skip
+        return irn_losses(
+            model,
+            x,
+            lambda_fit=config.fit_weight,
+            lambda_rec=config.lambda_rec,
+            lambda_distr=config.lambda_distr,
+            quantize_lr=config.quantize,
+        )
 
-    return _run(model, loss_fn, images, config, val_images=val_images, eval_every=eval_every, snapshots=snapshots,
-                stop_after=stop_after, desc=desc or f"IRN x{config.scale}", progress=progress)  # fmt: skip
+    return _run(
+        model,
+        loss_fn,
+        images,
+        config,
+        val_images=val_images,
+        eval_every=eval_every,
+        snapshots=snapshots,
+        stop_after=stop_after,
+        desc=desc or f"IRN x{config.scale}",
+        progress=progress,
+    )
 
 
 def train_sr(
@@ -336,5 +353,15 @@ def train_sr(
         y = quantize(bicubic_downscale(x, config.scale))
         return {"loss": (model(y) - x).abs().sum() / x.shape[0]}
 
-    return _run(model, loss_fn, images, config, val_images=val_images, eval_every=eval_every, snapshots=(),
-                stop_after=None, desc=desc or f"SR baseline x{config.scale}", progress=progress)  # fmt: skip
+    return _run(
+        model,
+        loss_fn,
+        images,
+        config,
+        val_images=val_images,
+        eval_every=eval_every,
+        snapshots=(),
+        stop_after=None,
+        desc=desc or f"SR baseline x{config.scale}",
+        progress=progress,
+    )

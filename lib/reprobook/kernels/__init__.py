@@ -14,10 +14,17 @@ from reprobook.kernels._triton import triton_available
 from reprobook.kernels.branch_attention import branch_attention, branch_attention_reference, branch_attention_triton
 from reprobook.kernels.coupling import affine_coupling, affine_coupling_reference, affine_coupling_triton
 from reprobook.kernels.kg_rank import (
-    filter_bitmask, kg_rank_counts, kg_rank_counts_reference, kg_rank_counts_triton, pack_bitmask, unpack_bitmask,
+    filter_bitmask,
+    kg_rank_counts,
+    kg_rank_counts_reference,
+    kg_rank_counts_triton,
+    pack_bitmask,
+    unpack_bitmask,
 )
 from reprobook.kernels.length_regulator import (
-    variance_regulate, variance_regulate_reference, variance_regulate_triton,
+    variance_regulate,
+    variance_regulate_reference,
+    variance_regulate_triton,
 )
 from reprobook.kernels.registry import BACKENDS, ENV_VAR, KernelSpec, all_kernels, choose_backend, get, register
 from reprobook.kernels.softmax import softmax, softmax_reference, softmax_triton

@@ -25,7 +25,13 @@ from reprobook.kernels.testing import max_abs_error
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 COLUMNS = {  # header: width
-    "kernel": 16, "size": 8, "triton ms": 11, "torch ms": 10, "compiled ms": 13, "vs torch": 10, "vs compiled": 13,
+    "kernel": 16,
+    "size": 8,
+    "triton ms": 11,
+    "torch ms": 10,
+    "compiled ms": 13,
+    "vs torch": 10,
+    "vs compiled": 13,
     "max abs err": 13,
 }
 
@@ -36,9 +42,9 @@ def bench_kernel(spec: KernelSpec, dtype: torch.dtype, eager: bool = False) -> I
     for size in spec.sizes:
         inputs = spec.make_inputs(size, torch.device("cuda"), dtype)
         implementations: list[Callable[[], Any]] = [
-            lambda: spec(*inputs, backend="triton"),
-            lambda: spec(*inputs, backend="reference"),
-            lambda: compiled(*inputs),
+            lambda inputs=inputs: spec(*inputs, backend="triton"),
+            lambda inputs=inputs: spec(*inputs, backend="reference"),
+            lambda inputs=inputs: compiled(*inputs),
         ]
         with torch.no_grad():
             triton_out, ref_out, _ = (run() for run in implementations)  # the compiled one compiles here

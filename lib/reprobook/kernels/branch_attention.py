@@ -47,8 +47,24 @@ MAX_LEN = 256  # one block per sequence (see module docstring)
 
 @jit
 def _forward_kernel(
-    q_ptr, k_ptr, v_ptr, gate_ptr, pad_ptr, o_ptr, lse_ptr, t_q, t_k, d, branches, heads, scale,
-    HAS_PAD: tl.constexpr, CAUSAL: tl.constexpr, BQ: tl.constexpr, BK: tl.constexpr, BD: tl.constexpr,
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    gate_ptr,
+    pad_ptr,
+    o_ptr,
+    lse_ptr,
+    t_q,
+    t_k,
+    d,
+    branches,
+    heads,
+    scale,
+    HAS_PAD: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    BQ: tl.constexpr,
+    BK: tl.constexpr,
+    BD: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)  # one (batch, branch, head) triple
     batch, branch = pid // (branches * heads), pid // heads % branches
@@ -89,9 +105,28 @@ def _valid(pad_ptr, batch, rq, rk, t_q, t_k, HAS_PAD: tl.constexpr, CAUSAL: tl.c
 
 @jit
 def _backward_kernel(
-    q_ptr, k_ptr, v_ptr, gate_ptr, o_ptr, do_ptr, lse_ptr, pad_ptr, dq_ptr, dk_ptr, dv_ptr,
-    t_q, t_k, d, branches, heads, scale,
-    HAS_PAD: tl.constexpr, CAUSAL: tl.constexpr, BQ: tl.constexpr, BK: tl.constexpr, BD: tl.constexpr,
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    gate_ptr,
+    o_ptr,
+    do_ptr,
+    lse_ptr,
+    pad_ptr,
+    dq_ptr,
+    dk_ptr,
+    dv_ptr,
+    t_q,
+    t_k,
+    d,
+    branches,
+    heads,
+    scale,
+    HAS_PAD: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    BQ: tl.constexpr,
+    BK: tl.constexpr,
+    BD: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     batch, branch = pid // (branches * heads), pid // heads % branches
@@ -126,8 +161,11 @@ def _backward_kernel(
 
 def _blocks(t_q: int, t_k: int, d: int) -> dict[str, int]:
     # tl.dot needs every dimension >= 16 on a GPU
-    return {"BQ": max(16, triton.next_power_of_2(t_q)), "BK": max(16, triton.next_power_of_2(t_k)),
-            "BD": max(16, triton.next_power_of_2(d))}
+    return {
+        "BQ": max(16, triton.next_power_of_2(t_q)),
+        "BK": max(16, triton.next_power_of_2(t_k)),
+        "BD": max(16, triton.next_power_of_2(d)),
+    }
 
 
 class _FusedAttention(torch.autograd.Function):
@@ -138,7 +176,12 @@ class _FusedAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gates: torch.Tensor, pad: torch.Tensor | None,
+        ctx: Any,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        gates: torch.Tensor,
+        pad: torch.Tensor | None,
         causal: bool,
     ) -> torch.Tensor:
         b, n, m, t_q, d = q.shape
@@ -149,8 +192,22 @@ class _FusedAttention(torch.autograd.Function):
         if launch:
             with torch.cuda.device_of(q):
                 _forward_kernel[(b * n * m,)](
-                    q, k, v, gates, pad if pad is not None else q, o, lse, t_q, t_k, d, n, m, 1.0 / math.sqrt(d),
-                    HAS_PAD=pad is not None, CAUSAL=causal, **_blocks(t_q, t_k, d),
+                    q,
+                    k,
+                    v,
+                    gates,
+                    pad if pad is not None else q,
+                    o,
+                    lse,
+                    t_q,
+                    t_k,
+                    d,
+                    n,
+                    m,
+                    1.0 / math.sqrt(d),
+                    HAS_PAD=pad is not None,
+                    CAUSAL=causal,
+                    **_blocks(t_q, t_k, d),
                 )
         ctx.save_for_backward(q, k, v, gates, o, lse, pad)
         ctx.causal = causal
@@ -167,32 +224,62 @@ class _FusedAttention(torch.autograd.Function):
         if launch:
             with torch.cuda.device_of(q):
                 _backward_kernel[(b * n * m,)](
-                    q, k, v, gates, o, do.contiguous(), lse, pad if pad is not None else q, dq, dk, dv,
-                    t_q, t_k, d, n, m, 1.0 / math.sqrt(d),
-                    HAS_PAD=pad is not None, CAUSAL=ctx.causal, **_blocks(t_q, t_k, d),
+                    q,
+                    k,
+                    v,
+                    gates,
+                    o,
+                    do.contiguous(),
+                    lse,
+                    pad if pad is not None else q,
+                    dq,
+                    dk,
+                    dv,
+                    t_q,
+                    t_k,
+                    d,
+                    n,
+                    m,
+                    1.0 / math.sqrt(d),
+                    HAS_PAD=pad is not None,
+                    CAUSAL=ctx.causal,
+                    **_blocks(t_q, t_k, d),
                 )
         return dq, dk, dv, None, None, None
 
 
 def _check_inputs(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out_weight: torch.Tensor, gates: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out_weight: torch.Tensor,
+    gates: torch.Tensor,
     key_padding_mask: torch.Tensor | None,
 ) -> None:
     for name, t in (("q", q), ("k", k), ("v", v), ("out_weight", out_weight), ("gates", gates)):
         if not isinstance(t, torch.Tensor) or t.dtype not in DTYPES:
-            raise TypeError(f"branch_attention needs {name} to be a float tensor of dtype {DTYPES}, got {getattr(t, 'dtype', type(t))}")
+            raise TypeError(
+                f"branch_attention needs {name} to be a float tensor of dtype {DTYPES}, "
+                f"got {getattr(t, 'dtype', type(t))}"
+            )
     if q.ndim != 5 or k.ndim != 5 or v.ndim != 5:
         raise ValueError(f"q, k, v must be (B, N, M, T, d_k); got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
     if k.shape != v.shape:
-        raise ValueError(f"k and v must have the same shape (same key length), got {tuple(k.shape)} and {tuple(v.shape)}")
+        raise ValueError(
+            f"k and v must have the same shape (same key length), got {tuple(k.shape)} and {tuple(v.shape)}"
+        )
     if q.shape[:3] != k.shape[:3] or q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} disagree on B, N, M or d_k")
     b, n, m, _, d = q.shape
     if out_weight.ndim != 3 or out_weight.shape[0] != n or out_weight.shape[2] != m * d:
-        raise ValueError(f"out_weight must be (N, d_out, M * d_k) = ({n}, d_out, {m * d}), got {tuple(out_weight.shape)}")
+        raise ValueError(
+            f"out_weight must be (N, d_out, M * d_k) = ({n}, d_out, {m * d}), got {tuple(out_weight.shape)}"
+        )
     if gates.shape != (n,):
         raise ValueError(f"gates must have shape (N,) = ({n},), got {tuple(gates.shape)}")
-    if key_padding_mask is not None and (key_padding_mask.dtype != torch.bool or key_padding_mask.shape != (b, k.shape[3])):
+    if key_padding_mask is not None and (
+        key_padding_mask.dtype != torch.bool or key_padding_mask.shape != (b, k.shape[3])
+    ):
         raise ValueError(
             f"key_padding_mask must be a bool (B, T_k) = ({b}, {k.shape[3]}) tensor, True at padding; got "
             f"{key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
@@ -200,8 +287,13 @@ def _check_inputs(
 
 
 def branch_attention_reference(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out_weight: torch.Tensor, gates: torch.Tensor,
-    key_padding_mask: torch.Tensor | None = None, causal: bool = False,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out_weight: torch.Tensor,
+    gates: torch.Tensor,
+    key_padding_mask: torch.Tensor | None = None,
+    causal: bool = False,
 ) -> torch.Tensor:
     """Every branch computed, then ``sum_i gates_i Concat_j(head_ij) W^O_i^T``; same signature as the kernel."""
     _check_inputs(q, k, v, out_weight, gates, key_padding_mask)
@@ -220,8 +312,13 @@ def branch_attention_reference(
 
 
 def branch_attention_triton(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out_weight: torch.Tensor, gates: torch.Tensor,
-    key_padding_mask: torch.Tensor | None = None, causal: bool = False,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out_weight: torch.Tensor,
+    gates: torch.Tensor,
+    key_padding_mask: torch.Tensor | None = None,
+    causal: bool = False,
 ) -> torch.Tensor:
     """All heads in one Triton attention call that skips dropped branches, gates folded into one output GEMM.
 
@@ -231,7 +328,9 @@ def branch_attention_triton(
     b, n, m, t_q, d = q.shape
     t_k = k.shape[3]
     if max(t_q, t_k) > MAX_LEN:
-        raise ValueError(f"the Triton path holds a sequence in one block: lengths must be <= {MAX_LEN}, got {t_q}, {t_k}")
+        raise ValueError(
+            f"the Triton path holds a sequence in one block: lengths must be <= {MAX_LEN}, got {t_q}, {t_k}"
+        )
     d_out = out_weight.shape[1]
     pad = None if key_padding_mask is None else key_padding_mask.to(torch.int8).contiguous()
     o: torch.Tensor = _FusedAttention.apply(  # (B, N, M, T_q, d_k), zero for a dropped branch
@@ -264,8 +363,15 @@ BRANCH_ATTENTION = register(
 
 
 def branch_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out_weight: torch.Tensor, gates: torch.Tensor,
-    key_padding_mask: torch.Tensor | None = None, causal: bool = False, *, backend: str | None = None,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out_weight: torch.Tensor,
+    gates: torch.Tensor,
+    key_padding_mask: torch.Tensor | None = None,
+    causal: bool = False,
+    *,
+    backend: str | None = None,
 ) -> torch.Tensor:
     """``sum_i gates_i * Concat_j(head_ij) W^O_i^T`` over MAT's branches ``i`` and heads ``j`` (module docstring).
 

@@ -43,8 +43,9 @@ def _scale_exponent(h, clamp):
 
 
 @jit
-def _forward_kernel(x_ptr, h_ptr, g_ptr, out_ptr, n, clamp, REVERSE: tl.constexpr, BLOCK: tl.constexpr,
-                    ACC: tl.constexpr):
+def _forward_kernel(
+    x_ptr, h_ptr, g_ptr, out_ptr, n, clamp, REVERSE: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr
+):
     offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     inside = offsets < n
     x = tl.load(x_ptr + offsets, mask=inside, other=0.0).to(ACC)
@@ -59,8 +60,9 @@ def _forward_kernel(x_ptr, h_ptr, g_ptr, out_ptr, n, clamp, REVERSE: tl.constexp
 
 
 @jit
-def _backward_kernel(u_ptr, h_ptr, v_ptr, dx_ptr, dh_ptr, dg_ptr, n, clamp, REVERSE: tl.constexpr,
-                     BLOCK: tl.constexpr, ACC: tl.constexpr):
+def _backward_kernel(
+    u_ptr, h_ptr, v_ptr, dx_ptr, dh_ptr, dg_ptr, n, clamp, REVERSE: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr
+):
     """``v`` is the forward input ``x2`` (forward) or the output ``x2`` (reverse); ``dg`` is written in reverse only."""
     offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     inside = offsets < n

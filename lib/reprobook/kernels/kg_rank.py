@@ -143,8 +143,12 @@ def _check_bits(bits: torch.Tensor, num_entities: int, batch: int | None = None)
 
 
 def _check_inputs(
-    entity: torch.Tensor, relation: torch.Tensor, triples: torch.Tensor, filter_bits: torch.Tensor,
-    num_segments: int, side: str,
+    entity: torch.Tensor,
+    relation: torch.Tensor,
+    triples: torch.Tensor,
+    filter_bits: torch.Tensor,
+    num_segments: int,
+    side: str,
 ) -> None:
     check_choice("side", side, SIDES)
     for name, table in (("entity", entity), ("relation", relation)):
@@ -157,14 +161,19 @@ def _check_inputs(
     if triples.dtype != torch.long or triples.ndim != 2 or triples.shape[1] != 3:
         raise ValueError(f"triples must be a long tensor (B, 3), got {triples.dtype} {tuple(triples.shape)}")
     if len(triples):
-        for column, count, kind in ((triples[:, [0, 2]], len(entity), "entity"), (triples[:, 1], len(relation), "relation")):
+        for column, count, kind in (
+            (triples[:, [0, 2]], len(entity), "entity"),
+            (triples[:, 1], len(relation), "relation"),
+        ):
             low, high = int(column.min()), int(column.max())
             if low < 0 or high >= count:
                 raise ValueError(f"triples holds unknown {kind} id {low if low < 0 else high}; ids run 0..{count - 1}")
     _check_bits(filter_bits, len(entity), len(triples))
     devices = {t.device for t in (entity, relation, triples, filter_bits)}
     if len(devices) > 1:
-        raise ValueError(f"entity, relation, triples and filter_bits must be on one device, got {sorted(map(str, devices))}")
+        raise ValueError(
+            f"entity, relation, triples and filter_bits must be on one device, got {sorted(map(str, devices))}"
+        )
 
 
 # -------------------------------------------------------------------------------------------- reference
@@ -200,10 +209,25 @@ def kg_rank_counts_reference(
 
 @jit
 def _rank_kernel(
-    ent_ptr, rel_ptr, trip_ptr, bits_ptr, higher_ptr, ties_ptr,
-    n_queries, n_entities, dim, ent_stride, rel_stride, bits_stride,
-    K: tl.constexpr, S: tl.constexpr, TAIL: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, N_TILES: tl.constexpr,
+    ent_ptr,
+    rel_ptr,
+    trip_ptr,
+    bits_ptr,
+    higher_ptr,
+    ties_ptr,
+    n_queries,
+    n_entities,
+    dim,
+    ent_stride,
+    rel_stride,
+    bits_stride,
+    K: tl.constexpr,
+    S: tl.constexpr,
+    TAIL: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    N_TILES: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     row_ok = rows < n_queries
@@ -245,9 +269,15 @@ def _rank_kernel(
     for tile in range(N_TILES):  # a compile-time trip count: see softmax.py on the interpreter
         ents = tile * BLOCK_N + tl.arange(0, BLOCK_N)
         ent_ok = ents < n_entities
-        E_t = tl.load(ent_ptr + ents[None, :] * ent_stride + cols[:, None], mask=col_ok[:, None] & ent_ok[None, :], other=0.0)
+        E_t = tl.load(
+            ent_ptr + ents[None, :] * ent_stride + cols[:, None], mask=col_ok[:, None] & ent_ok[None, :], other=0.0
+        )
         scores = tl.dot(q, E_t, input_precision="ieee")  # (BLOCK_B, BLOCK_N)
-        words = tl.load(bits_ptr + rows[:, None] * bits_stride + (ents // 32)[None, :], mask=row_ok[:, None] & ent_ok[None, :], other=0)
+        words = tl.load(
+            bits_ptr + rows[:, None] * bits_stride + (ents // 32)[None, :],
+            mask=row_ok[:, None] & ent_ok[None, :],
+            other=0,
+        )
         filtered = ((words >> (ents % 32)[None, :]) & 1) != 0
         candidate = ent_ok[None, :] & (ents[None, :] != gold[:, None]) & (filtered == 0)
         above = (scores > gold_score[:, None]) | (scores != scores) | gold_nan[:, None]
@@ -261,8 +291,13 @@ def _launch_config(dim: int, num_entities: int) -> dict[str, Any]:
     block_d = max(16, triton.next_power_of_2(dim))
     block_n = 64 if block_d <= 128 else 32
     block_b = 32 if block_d <= 256 else 16
-    return {"BLOCK_B": block_b, "BLOCK_D": block_d, "BLOCK_N": block_n,
-            "N_TILES": triton.cdiv(num_entities, block_n), "num_warps": 4}
+    return {
+        "BLOCK_B": block_b,
+        "BLOCK_D": block_d,
+        "BLOCK_N": block_n,
+        "N_TILES": triton.cdiv(num_entities, block_n),
+        "num_warps": 4,
+    }
 
 
 def kg_rank_counts_triton(
@@ -291,9 +326,22 @@ def kg_rank_counts_triton(
     grid = (triton.cdiv(B, config["BLOCK_B"]),)
     with torch.cuda.device_of(entity):
         _rank_kernel[grid](
-            entity, relation, triples, filter_bits, higher, ties,
-            B, len(entity), dim, entity.stride(0), relation.stride(0), filter_bits.stride(0),
-            K=num_segments, S=dim // num_segments, TAIL=side == "tail", **config,
+            entity,
+            relation,
+            triples,
+            filter_bits,
+            higher,
+            ties,
+            B,
+            len(entity),
+            dim,
+            entity.stride(0),
+            relation.stride(0),
+            filter_bits.stride(0),
+            K=num_segments,
+            S=dim // num_segments,
+            TAIL=side == "tail",
+            **config,
         )
     return higher, ties
 
@@ -304,8 +352,14 @@ def _make_inputs(size: int, device: torch.device, dtype: torch.dtype) -> tuple[A
     entity = torch.randn(size, 200, generator=generator).to(device)
     relation = torch.randn(237, 200, generator=generator).to(device)
     B = 1024
-    triples = torch.stack([torch.randint(size, (B,), generator=generator), torch.randint(237, (B,), generator=generator),
-                           torch.randint(size, (B,), generator=generator)], 1).to(device)
+    triples = torch.stack(
+        [
+            torch.randint(size, (B,), generator=generator),
+            torch.randint(237, (B,), generator=generator),
+            torch.randint(size, (B,), generator=generator),
+        ],
+        1,
+    ).to(device)
     known = torch.rand(B, size, generator=generator) < 0.001  # a few other answers per query
     return entity, relation, triples, pack_bitmask(known).to(device), 8, "tail"
 

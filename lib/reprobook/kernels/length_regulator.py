@@ -42,8 +42,20 @@ def _buckets(v, bins_ptr, n_bins, NB: tl.constexpr):
 
 
 @jit
-def _frame_tile(mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, N, T, n_pbins, n_ebins,
-                NBP: tl.constexpr, NBE: tl.constexpr, BLOCK_T: tl.constexpr):
+def _frame_tile(
+    mel2ph_ptr,
+    p_ptr,
+    e_ptr,
+    pbins_ptr,
+    ebins_ptr,
+    N,
+    T,
+    n_pbins,
+    n_ebins,
+    NBP: tl.constexpr,
+    NBE: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+):
     """This program's tile of frames: utterance ``b``, frames ``t``, which are inside ``T`` and which belong to a
     phoneme, their pitch and energy buckets, and the row of ``h`` (flattened ``(B * N, d)``) each one reads."""
     b = tl.program_id(0).to(tl.int64)
@@ -57,11 +69,30 @@ def _frame_tile(mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, N, T, n_pbins, n
 
 
 @jit
-def _forward_kernel(h_ptr, mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, ptab_ptr, etab_ptr, out_ptr,
-                    N, T, D, n_pbins, n_ebins, NBP: tl.constexpr, NBE: tl.constexpr,
-                    BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, D_CHUNKS: tl.constexpr):
-    b, t, inside, valid, pb, eb, row = _frame_tile(mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, N, T, n_pbins,
-                                                   n_ebins, NBP, NBE, BLOCK_T)
+def _forward_kernel(
+    h_ptr,
+    mel2ph_ptr,
+    p_ptr,
+    e_ptr,
+    pbins_ptr,
+    ebins_ptr,
+    ptab_ptr,
+    etab_ptr,
+    out_ptr,
+    N,
+    T,
+    D,
+    n_pbins,
+    n_ebins,
+    NBP: tl.constexpr,
+    NBE: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    D_CHUNKS: tl.constexpr,
+):
+    b, t, inside, valid, pb, eb, row = _frame_tile(
+        mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, N, T, n_pbins, n_ebins, NBP, NBE, BLOCK_T
+    )
     for chunk in tl.static_range(D_CHUNKS):
         cols = chunk * BLOCK_D + tl.arange(0, BLOCK_D)
         m = valid[:, None] & (cols < D)[None, :]
@@ -73,12 +104,33 @@ def _forward_kernel(h_ptr, mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, ptab_
 
 
 @jit
-def _backward_kernel(dout_ptr, mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, dh_ptr, dptab_ptr, detab_ptr,
-                     N, T, D, n_pbins, n_ebins, NBP: tl.constexpr, NBE: tl.constexpr,
-                     BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, D_CHUNKS: tl.constexpr,
-                     GRAD_H: tl.constexpr, GRAD_P: tl.constexpr, GRAD_E: tl.constexpr):
-    b, t, inside, valid, pb, eb, row = _frame_tile(mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, N, T, n_pbins,
-                                                   n_ebins, NBP, NBE, BLOCK_T)
+def _backward_kernel(
+    dout_ptr,
+    mel2ph_ptr,
+    p_ptr,
+    e_ptr,
+    pbins_ptr,
+    ebins_ptr,
+    dh_ptr,
+    dptab_ptr,
+    detab_ptr,
+    N,
+    T,
+    D,
+    n_pbins,
+    n_ebins,
+    NBP: tl.constexpr,
+    NBE: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    D_CHUNKS: tl.constexpr,
+    GRAD_H: tl.constexpr,
+    GRAD_P: tl.constexpr,
+    GRAD_E: tl.constexpr,
+):
+    b, t, _inside, valid, pb, eb, row = _frame_tile(
+        mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, N, T, n_pbins, n_ebins, NBP, NBE, BLOCK_T
+    )
     for chunk in tl.static_range(D_CHUNKS):
         cols = chunk * BLOCK_D + tl.arange(0, BLOCK_D)
         m = valid[:, None] & (cols < D)[None, :]
@@ -93,16 +145,27 @@ def _backward_kernel(dout_ptr, mel2ph_ptr, p_ptr, e_ptr, pbins_ptr, ebins_ptr, d
 
 def _meta(d: int, n_pbins: int, n_ebins: int) -> dict[str, Any]:
     return {
-        "NBP": triton.next_power_of_2(max(n_pbins, 2)), "NBE": triton.next_power_of_2(max(n_ebins, 2)),
-        "BLOCK_T": _BLOCK_T, "BLOCK_D": _BLOCK_D, "D_CHUNKS": max(1, triton.cdiv(d, _BLOCK_D)),
+        "NBP": triton.next_power_of_2(max(n_pbins, 2)),
+        "NBE": triton.next_power_of_2(max(n_ebins, 2)),
+        "BLOCK_T": _BLOCK_T,
+        "BLOCK_D": _BLOCK_D,
+        "D_CHUNKS": max(1, triton.cdiv(d, _BLOCK_D)),
     }
 
 
 class _TritonVarianceRegulate(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, h: torch.Tensor, mel2ph: torch.Tensor, pitch: torch.Tensor, energy: torch.Tensor,
-                pitch_bins: torch.Tensor, energy_bins: torch.Tensor, pitch_table: torch.Tensor,
-                energy_table: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        h: torch.Tensor,
+        mel2ph: torch.Tensor,
+        pitch: torch.Tensor,
+        energy: torch.Tensor,
+        pitch_bins: torch.Tensor,
+        energy_bins: torch.Tensor,
+        pitch_table: torch.Tensor,
+        energy_table: torch.Tensor,
+    ) -> torch.Tensor:
         b, n, d = h.shape
         t = mel2ph.shape[1]
         out = torch.empty(b, t, d, device=h.device, dtype=h.dtype)
@@ -110,8 +173,22 @@ class _TritonVarianceRegulate(torch.autograd.Function):
             meta = _meta(d, pitch_bins.numel(), energy_bins.numel())
             with torch.cuda.device_of(h):
                 _forward_kernel[(b, triton.cdiv(t, _BLOCK_T))](
-                    h, mel2ph, pitch, energy, pitch_bins, energy_bins, pitch_table, energy_table, out,
-                    n, t, d, pitch_bins.numel(), energy_bins.numel(), **meta)
+                    h,
+                    mel2ph,
+                    pitch,
+                    energy,
+                    pitch_bins,
+                    energy_bins,
+                    pitch_table,
+                    energy_table,
+                    out,
+                    n,
+                    t,
+                    d,
+                    pitch_bins.numel(),
+                    energy_bins.numel(),
+                    **meta,
+                )
         ctx.save_for_backward(mel2ph, pitch, energy, pitch_bins, energy_bins)
         ctx.shapes = (h.shape, pitch_table.shape, energy_table.shape)
         return out
@@ -131,23 +208,59 @@ class _TritonVarianceRegulate(torch.autograd.Function):
             meta = _meta(d, pitch_bins.numel(), energy_bins.numel())
             with torch.cuda.device_of(dout):
                 _backward_kernel[(b, triton.cdiv(t, _BLOCK_T))](
-                    dout, mel2ph, pitch, energy, pitch_bins, energy_bins, dh, dp, de,
-                    h_shape[1], t, d, pitch_bins.numel(), energy_bins.numel(),
-                    GRAD_H=needs[0], GRAD_P=needs[6], GRAD_E=needs[7], **meta)
-        return (dh if needs[0] else None, None, None, None, None, None,
-                dp if needs[6] else None, de if needs[7] else None)
+                    dout,
+                    mel2ph,
+                    pitch,
+                    energy,
+                    pitch_bins,
+                    energy_bins,
+                    dh,
+                    dp,
+                    de,
+                    h_shape[1],
+                    t,
+                    d,
+                    pitch_bins.numel(),
+                    energy_bins.numel(),
+                    GRAD_H=needs[0],
+                    GRAD_P=needs[6],
+                    GRAD_E=needs[7],
+                    **meta,
+                )
+        return (
+            dh if needs[0] else None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            dp if needs[6] else None,
+            de if needs[7] else None,
+        )
 
 
-def _check(h: torch.Tensor, mel2ph: torch.Tensor, pitch: torch.Tensor, energy: torch.Tensor, pitch_bins: torch.Tensor,
-           energy_bins: torch.Tensor, pitch_table: torch.Tensor, energy_table: torch.Tensor) -> None:
+def _check(
+    h: torch.Tensor,
+    mel2ph: torch.Tensor,
+    pitch: torch.Tensor,
+    energy: torch.Tensor,
+    pitch_bins: torch.Tensor,
+    energy_bins: torch.Tensor,
+    pitch_table: torch.Tensor,
+    energy_table: torch.Tensor,
+) -> None:
     if h.ndim != 3:
         raise ValueError(f"h must be (B, N, d), got shape {tuple(h.shape)}")
     if h.dtype not in DTYPES or pitch_table.dtype != h.dtype or energy_table.dtype != h.dtype:
-        raise TypeError(f"h and the embedding tables must share a dtype in {DTYPES}, got {h.dtype}, "
-                        f"{pitch_table.dtype}, {energy_table.dtype}")
+        raise TypeError(
+            f"h and the embedding tables must share a dtype in {DTYPES}, got {h.dtype}, "
+            f"{pitch_table.dtype}, {energy_table.dtype}"
+        )
     b, n, d = h.shape
     if mel2ph.ndim != 2 or mel2ph.shape[0] != b or mel2ph.dtype not in (torch.int32, torch.int64):
-        raise ValueError(f"mel2ph must be an integer (B, T) tensor with B = {b}, got {mel2ph.dtype} {tuple(mel2ph.shape)}")
+        raise ValueError(
+            f"mel2ph must be an integer (B, T) tensor with B = {b}, got {mel2ph.dtype} {tuple(mel2ph.shape)}"
+        )
     if mel2ph.numel() and (int(mel2ph.min()) < 0 or int(mel2ph.max()) > n):
         raise ValueError(f"mel2ph must hold 1-based phoneme indices in [0, {n}] (0 = padding frame)")
     for name, v in (("pitch", pitch), ("energy", energy)):
@@ -159,13 +272,20 @@ def _check(h: torch.Tensor, mel2ph: torch.Tensor, pitch: torch.Tensor, energy: t
         if bins.ndim != 1 or not 1 <= bins.numel() <= _MAX_BOUNDARIES:
             raise ValueError(f"{name}_bins must be 1-D with 1 to {_MAX_BOUNDARIES} boundaries, got {tuple(bins.shape)}")
         if table.shape != (bins.numel() + 1, d):
-            raise ValueError(f"{name}_table must be (len({name}_bins) + 1, d) = ({bins.numel() + 1}, {d}), "
-                             f"got {tuple(table.shape)}")
+            raise ValueError(
+                f"{name}_table must be (len({name}_bins) + 1, d) = ({bins.numel() + 1}, {d}), got {tuple(table.shape)}"
+            )
 
 
 def variance_regulate_reference(
-    h: torch.Tensor, mel2ph: torch.Tensor, pitch: torch.Tensor, energy: torch.Tensor, pitch_bins: torch.Tensor,
-    energy_bins: torch.Tensor, pitch_table: torch.Tensor, energy_table: torch.Tensor,
+    h: torch.Tensor,
+    mel2ph: torch.Tensor,
+    pitch: torch.Tensor,
+    energy: torch.Tensor,
+    pitch_bins: torch.Tensor,
+    energy_bins: torch.Tensor,
+    pitch_table: torch.Tensor,
+    energy_table: torch.Tensor,
 ) -> torch.Tensor:
     """Pure PyTorch: gather, bucketize, two embedding lookups, add, zero the padding frames. ``-> (B, T, d)``."""
     _check(h, mel2ph, pitch, energy, pitch_bins, energy_bins, pitch_table, energy_table)
@@ -178,13 +298,30 @@ def variance_regulate_reference(
 
 
 def variance_regulate_triton(
-    h: torch.Tensor, mel2ph: torch.Tensor, pitch: torch.Tensor, energy: torch.Tensor, pitch_bins: torch.Tensor,
-    energy_bins: torch.Tensor, pitch_table: torch.Tensor, energy_table: torch.Tensor,
+    h: torch.Tensor,
+    mel2ph: torch.Tensor,
+    pitch: torch.Tensor,
+    energy: torch.Tensor,
+    pitch_bins: torch.Tensor,
+    energy_bins: torch.Tensor,
+    pitch_table: torch.Tensor,
+    energy_table: torch.Tensor,
 ) -> torch.Tensor:
     """The Triton kernels, with autograd for ``h`` and both tables (CUDA tensors or ``TRITON_INTERPRET=1``)."""
     _check(h, mel2ph, pitch, energy, pitch_bins, energy_bins, pitch_table, energy_table)
-    contiguous = [t.contiguous() for t in (h, mel2ph, pitch.to(h.dtype), energy.to(h.dtype),
-                                           pitch_bins.to(h.dtype), energy_bins.to(h.dtype), pitch_table, energy_table)]
+    contiguous = [
+        t.contiguous()
+        for t in (
+            h,
+            mel2ph,
+            pitch.to(h.dtype),
+            energy.to(h.dtype),
+            pitch_bins.to(h.dtype),
+            energy_bins.to(h.dtype),
+            pitch_table,
+            energy_table,
+        )
+    ]
     out: torch.Tensor = _TritonVarianceRegulate.apply(*contiguous)
     return out
 
@@ -214,8 +351,15 @@ LENGTH_REGULATOR = register(
 
 
 def variance_regulate(
-    h: torch.Tensor, mel2ph: torch.Tensor, pitch: torch.Tensor, energy: torch.Tensor, pitch_bins: torch.Tensor,
-    energy_bins: torch.Tensor, pitch_table: torch.Tensor, energy_table: torch.Tensor, backend: str | None = None,
+    h: torch.Tensor,
+    mel2ph: torch.Tensor,
+    pitch: torch.Tensor,
+    energy: torch.Tensor,
+    pitch_bins: torch.Tensor,
+    energy_bins: torch.Tensor,
+    pitch_table: torch.Tensor,
+    energy_table: torch.Tensor,
+    backend: str | None = None,
 ) -> torch.Tensor:
     """``LR(H, d) + E_p[bucket(pitch)] + E_e[bucket(energy)]``, zero at padding: ``(B, N, d) -> (B, T, d)``.
 
@@ -223,6 +367,7 @@ def variance_regulate(
     sorted boundaries; ``*_table (len(bins) + 1, d)``. Triton on CUDA, the reference elsewhere (module docs of
     :mod:`reprobook.kernels.registry`).
     """
-    out: torch.Tensor = LENGTH_REGULATOR(h, mel2ph, pitch, energy, pitch_bins, energy_bins, pitch_table,
-                                         energy_table, backend=backend)
+    out: torch.Tensor = LENGTH_REGULATOR(
+        h, mel2ph, pitch, energy, pitch_bins, energy_bins, pitch_table, energy_table, backend=backend
+    )
     return out

@@ -36,34 +36,73 @@ _MAX_BLOCK = 4096  # columns per chunk; longer rows loop over chunks
 
 @jit
 def _forward_kernel(
-    x_ptr, mask_ptr, y_ptr, n_cols,
-    x_row_stride, x_col_stride, mask_row_stride, mask_col_stride,
-    HAS_MASK: tl.constexpr, BLOCK: tl.constexpr, CHUNKS: tl.constexpr, ACC: tl.constexpr,
+    x_ptr,
+    mask_ptr,
+    y_ptr,
+    n_cols,
+    x_row_stride,
+    x_col_stride,
+    mask_row_stride,
+    mask_col_stride,
+    HAS_MASK: tl.constexpr,
+    BLOCK: tl.constexpr,
+    CHUNKS: tl.constexpr,
+    ACC: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
     m = tl.full([], float("-inf"), ACC)  # running max
     l = tl.zeros([], ACC)  # running sum of exp(z - m)
     for chunk in range(CHUNKS):
         cols = chunk * BLOCK + tl.arange(0, BLOCK)
-        z = _load_logits(x_ptr, mask_ptr, row, cols, n_cols,
-                         x_row_stride, x_col_stride, mask_row_stride, mask_col_stride, HAS_MASK, ACC)
+        z = _load_logits(
+            x_ptr,
+            mask_ptr,
+            row,
+            cols,
+            n_cols,
+            x_row_stride,
+            x_col_stride,
+            mask_row_stride,
+            mask_col_stride,
+            HAS_MASK,
+            ACC,
+        )
         m_new = tl.maximum(m, tl.max(z, 0))
         shift = tl.where(m_new == float("-inf"), 0.0, m_new)  # no -inf - -inf while the row is all -inf so far
         l = l * tl.exp(m - shift) + tl.sum(tl.exp(z - shift), 0)
         m = m_new
     for chunk in range(CHUNKS):
         cols = chunk * BLOCK + tl.arange(0, BLOCK)
-        z = _load_logits(x_ptr, mask_ptr, row, cols, n_cols,
-                         x_row_stride, x_col_stride, mask_row_stride, mask_col_stride, HAS_MASK, ACC)
+        z = _load_logits(
+            x_ptr,
+            mask_ptr,
+            row,
+            cols,
+            n_cols,
+            x_row_stride,
+            x_col_stride,
+            mask_row_stride,
+            mask_col_stride,
+            HAS_MASK,
+            ACC,
+        )
         y = tl.exp(z - m) / l
         tl.store(y_ptr + row * n_cols + cols, y.to(y_ptr.dtype.element_ty), mask=cols < n_cols)
 
 
 @jit
 def _load_logits(
-    x_ptr, mask_ptr, row, cols, n_cols,
-    x_row_stride, x_col_stride, mask_row_stride, mask_col_stride,
-    HAS_MASK: tl.constexpr, ACC: tl.constexpr,
+    x_ptr,
+    mask_ptr,
+    row,
+    cols,
+    n_cols,
+    x_row_stride,
+    x_col_stride,
+    mask_row_stride,
+    mask_col_stride,
+    HAS_MASK: tl.constexpr,
+    ACC: tl.constexpr,
 ):
     """``x + mask`` for ``cols`` of ``row`` in the ``ACC`` dtype; ``-inf`` past the end of the row."""
     inside = cols < n_cols
@@ -75,8 +114,15 @@ def _load_logits(
 
 @jit
 def _backward_kernel(
-    y_ptr, dy_ptr, dz_ptr, n_cols, dy_row_stride, dy_col_stride,
-    BLOCK: tl.constexpr, CHUNKS: tl.constexpr, ACC: tl.constexpr,
+    y_ptr,
+    dy_ptr,
+    dz_ptr,
+    n_cols,
+    dy_row_stride,
+    dy_col_stride,
+    BLOCK: tl.constexpr,
+    CHUNKS: tl.constexpr,
+    ACC: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
     dot = tl.zeros([], ACC)  # sum_j dy_j * y_j
@@ -112,8 +158,16 @@ def _forward(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     m2 = x2 if mask is None else mask.expand_as(x).reshape(-1, n_cols)
     with torch.cuda.device_of(x):
         _forward_kernel[(x2.shape[0],)](
-            x2, m2, y, n_cols, x2.stride(0), x2.stride(1), m2.stride(0), m2.stride(1),
-            HAS_MASK=mask is not None, **_launch_config(n_cols, x.dtype),
+            x2,
+            m2,
+            y,
+            n_cols,
+            x2.stride(0),
+            x2.stride(1),
+            m2.stride(0),
+            m2.stride(1),
+            HAS_MASK=mask is not None,
+            **_launch_config(n_cols, x.dtype),
         )
     return y
 

@@ -44,7 +44,9 @@ class MultiBranchAttention(nn.Module):
     ``branches[i].last_weights`` (computed a second time, only for plots).
     """
 
-    def __init__(self, d_model: int, num_heads: int, num_branches: int, drop_branch: float = 0.0, scaling: str = "paper") -> None:
+    def __init__(
+        self, d_model: int, num_heads: int, num_branches: int, drop_branch: float = 0.0, scaling: str = "paper"
+    ) -> None:
         super().__init__()
         check_branches(num_branches, drop_branch)
         self.scaling = check_choice("scaling", scaling, SCALINGS)
@@ -55,7 +57,9 @@ class MultiBranchAttention(nn.Module):
         self.last_gates: torch.Tensor | None = None
 
     def gates(self) -> torch.Tensor:
-        """``c_i``: ``1/N_a`` at inference; ``beta_i / (N_a (1 - rho))`` in training (``/ N_a`` more with code scaling)."""
+        """``c_i``: ``1/N_a`` at inference; ``beta_i / (N_a (1 - rho))`` in training.
+
+        With code scaling, divided by ``N_a`` once more."""
         n = self.num_branches
         weight = self.branch_list[0].out_proj.weight
         scale = 1.0 / n if self.scaling == "paper" else 1.0 / n**2
@@ -95,7 +99,8 @@ def mat_transformer(
     :class:`MultiBranchAttention` with ``N_a = num_branches`` and ``rho = drop_branch``."""
     check_branches(num_branches, drop_branch)
     return Seq2SeqTransformer(
-        sizes, attention=lambda: MultiBranchAttention(sizes.d_model, sizes.num_heads, num_branches, drop_branch, scaling)
+        sizes,
+        attention=lambda: MultiBranchAttention(sizes.d_model, sizes.num_heads, num_branches, drop_branch, scaling),
     )
 
 

@@ -20,11 +20,11 @@ from reprobook.data.iwslt import iwslt14_corpus
 from reprobook.data.text import Vocabulary, pad_batch, parallel_corpus
 from reprobook.mat.model import check_branches, mat_transformer, proximal_init
 from reprobook.metrics.text import bleu
+from reprobook.nn import count_parameters
 from reprobook.nn.transformer import (
     Seq2SeqTransformer,
     TransformerSizes,
     beam_search,
-    count_parameters,
     greedy_decode,
     inverse_sqrt_schedule,
     label_smoothed_loss,
@@ -84,8 +84,14 @@ def matched_configs(base: MATConfig) -> dict[str, MATConfig]:
     ``+ (N_a - 1) * 4 d`` in the decoder (two). Biases make the match approximate; print the counts.
     """
     extra = (base.num_branches - 1) * 2 * base.d_model
-    baseline = replace(base, num_branches=1, drop_branch=0.0, proximal_steps=0,
-                       ffn_dim=base.ffn_dim + extra, decoder_ffn_dim=(base.decoder_ffn_dim or base.ffn_dim) + 2 * extra)
+    baseline = replace(
+        base,
+        num_branches=1,
+        drop_branch=0.0,
+        proximal_steps=0,
+        ffn_dim=base.ffn_dim + extra,
+        decoder_ffn_dim=(base.decoder_ffn_dim or base.ffn_dim) + 2 * extra,
+    )
     return {
         "Transformer": baseline,
         "MAT, rho=0": replace(base, drop_branch=0.0, proximal_steps=0),
@@ -136,7 +142,9 @@ def load_data(config: MATConfig) -> TranslationData:
         splits = parallel_corpus(config.src_lang, config.tgt_lang, size=config.corpus_size, seed=config.corpus_seed)
     train = splits.train if config.train_size is None else splits.train[: config.train_size]
     return TranslationData(
-        train, splits.valid, splits.test,
+        train,
+        splits.valid,
+        splits.test,
         Vocabulary.build((s for s, _ in splits.train), src_level, config.vocab_min_freq),
         Vocabulary.build((t for _, t in splits.train), tgt_level, config.vocab_min_freq),
     )
@@ -145,9 +153,15 @@ def load_data(config: MATConfig) -> TranslationData:
 def build_model(config: MATConfig, data: TranslationData, num_branches: int | None = None) -> Seq2SeqTransformer:
     """A Transformer (``N_a = 1``) or MAT for ``config`` and the vocabularies of ``data``."""
     sizes = TransformerSizes(
-        src_vocab=len(data.src_vocab), tgt_vocab=len(data.tgt_vocab), d_model=config.d_model,
-        num_heads=config.num_heads, encoder_layers=config.layers, decoder_layers=config.layers,
-        encoder_ff=config.ffn_dim, decoder_ff=config.decoder_ffn_dim, dropout=config.dropout,
+        src_vocab=len(data.src_vocab),
+        tgt_vocab=len(data.tgt_vocab),
+        d_model=config.d_model,
+        num_heads=config.num_heads,
+        encoder_layers=config.layers,
+        decoder_layers=config.layers,
+        encoder_ff=config.ffn_dim,
+        decoder_ff=config.decoder_ffn_dim,
+        dropout=config.dropout,
     )
     n = config.num_branches if num_branches is None else num_branches
     return Seq2SeqTransformer(sizes) if n == 1 else mat_transformer(sizes, n, config.drop_branch, config.scaling)
@@ -165,7 +179,9 @@ class MATResult:
     num_parameters: int
 
 
-def _batches(data: TranslationData, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _batches(
+    data: TranslationData, batch_size: int, generator: torch.Generator
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     while True:
         order = torch.randperm(len(data.train), generator=generator).tolist()
         for i in range(0, len(order) - batch_size + 1, batch_size):
@@ -184,8 +200,12 @@ def loss_on(model: Seq2SeqTransformer, data: TranslationData, pairs: Sequence[tu
 
 
 def translate(
-    model: Seq2SeqTransformer, data: TranslationData, sentences: Sequence[str], beam_size: int = 1,
-    max_len: int | None = None, strict: bool = True,
+    model: Seq2SeqTransformer,
+    data: TranslationData,
+    sentences: Sequence[str],
+    beam_size: int = 1,
+    max_len: int | None = None,
+    strict: bool = True,
 ) -> list[str]:
     """Translate source ``sentences`` (greedy for ``beam_size=1``, else beam search with length penalty 1).
 
@@ -200,7 +220,11 @@ def translate(
     src = data.encode_source(sentences, strict)
     bos, eos = data.tgt_vocab.bos_id, data.tgt_vocab.eos_id
     max_len = max(32, 2 * src.shape[1]) if max_len is None else max_len
-    ids = greedy_decode(model, src, bos, eos, max_len) if beam_size == 1 else beam_search(model, src, bos, eos, beam_size, max_len)
+    ids = (
+        greedy_decode(model, src, bos, eos, max_len)
+        if beam_size == 1
+        else beam_search(model, src, bos, eos, beam_size, max_len)
+    )
     model.train(was_training)
     return [data.tgt_vocab.decode(row) for row in ids]
 
@@ -219,10 +243,19 @@ def evaluate(
 
 
 def _train_phase(
-    model: Seq2SeqTransformer, config: MATConfig, data: TranslationData, num_steps: int, generator: torch.Generator,
-    curve: dict[str, list[float]], offset: int, progress: bool, desc: str,
+    model: Seq2SeqTransformer,
+    config: MATConfig,
+    data: TranslationData,
+    num_steps: int,
+    generator: torch.Generator,
+    curve: dict[str, list[float]],
+    offset: int,
+    progress: bool,
+    desc: str,
 ) -> History:
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98), eps=1e-9)  # fresh: Adam's moments reset
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.lr, betas=(0.9, 0.98), eps=1e-9
+    )  # fresh: Adam's moments reset
     scheduler = inverse_sqrt_schedule(optimizer, config.warmup)
     probe = data.train[: len(data.valid)]
     batches = _batches(data, config.batch_size, generator)
@@ -261,7 +294,9 @@ def train(config: MATConfig, data: TranslationData | None = None, *, progress: b
     history = History()
     if config.proximal_steps:
         pretrained = build_model(config, data, num_branches=1)
-        history = _train_phase(pretrained, config, data, config.proximal_steps, generator, curve, 0, progress, "Transformer (proximal)")
+        history = _train_phase(
+            pretrained, config, data, config.proximal_steps, generator, curve, 0, progress, "Transformer (proximal)"
+        )
         model = proximal_init(pretrained, build_model(config, data))
     else:
         model = build_model(config, data)
@@ -276,8 +311,12 @@ def train(config: MATConfig, data: TranslationData | None = None, *, progress: b
     probe_time = (time.perf_counter() - tic) * len(curve["step"])
     test = evaluate(model, data)
     metrics = {
-        "bleu": test["bleu"], "exact": test["exact"], "test_loss": test["loss"],
-        "train_loss": train_loss, "valid_loss": valid_loss, "gap": valid_loss - train_loss,
+        "bleu": test["bleu"],
+        "exact": test["exact"],
+        "test_loss": test["loss"],
+        "train_loss": train_loss,
+        "valid_loss": valid_loss,
+        "gap": valid_loss - train_loss,
         "sec_per_update": max(elapsed - probe_time, 0.0) / config.num_steps,
     }
     return MATResult(config, model, history, metrics, curve, count_parameters(model))

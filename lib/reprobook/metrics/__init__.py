@@ -14,6 +14,14 @@ from reprobook.metrics.ranking import TripleFilter, filtered_ranks, ranking_metr
 from reprobook.metrics.text import bleu, cer, wer
 
 __all__ = [
-    "TripleFilter", "bleu", "cer", "filtered_ranks", "psnr", "ranking_metrics", "realistic_ranks",
-    "rgb_to_y", "ssim", "wer",
-]  # fmt: skip
+    "TripleFilter",
+    "bleu",
+    "cer",
+    "filtered_ranks",
+    "psnr",
+    "ranking_metrics",
+    "realistic_ranks",
+    "rgb_to_y",
+    "ssim",
+    "wer",
+]

@@ -114,4 +114,3 @@ def ssim(x: Tensor, y: Tensor, data_range: float = 1.0, crop_border: int = 0, y_
     cov_xy = _blur(x4 * y4, window) - mu_x * mu_y
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return _unbatch(ssim_map.flatten(1).mean(dim=1), x)
-

@@ -14,9 +14,7 @@ from reprobook._validate import check_choice
 SIDES = ("head", "tail")
 
 
-def realistic_ranks(
-    scores: torch.Tensor, targets: torch.Tensor, exclude: torch.Tensor | None = None
-) -> torch.Tensor:
+def realistic_ranks(scores: torch.Tensor, targets: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
     """Rank of each target among the candidates, higher score ranking first.
 
     ``scores``: ``(B, E)`` for ``E`` candidate entities; ``targets``: ``(B,)`` the true index;
@@ -35,7 +33,7 @@ def realistic_ranks(
         )
     if torch.isnan(scores).any():
         raise ValueError("scores contain NaN; a NaN score would rank its target first")
-    if targets.numel() and not (0 <= int(targets.min()) and int(targets.max()) < scores.shape[1]):
+    if targets.numel() and not (int(targets.min()) >= 0 and int(targets.max()) < scores.shape[1]):
         raise ValueError(f"targets must lie in 0..{scores.shape[1] - 1}")
     candidates = torch.ones_like(scores, dtype=torch.bool)
     if exclude is not None:
@@ -96,11 +94,9 @@ class TripleFilter:
 
 def _check_triples(triples: torch.Tensor, num_entities: int) -> None:
     if triples.ndim != 2 or triples.shape[1] != 3 or triples.dtype != torch.long:
-        raise ValueError(
-            f"triples must be a long tensor of shape (N, 3), got {triples.dtype} {tuple(triples.shape)}"
-        )
+        raise ValueError(f"triples must be a long tensor of shape (N, 3), got {triples.dtype} {tuple(triples.shape)}")
     entities = triples[:, [0, 2]]
-    if entities.numel() and not (0 <= int(entities.min()) and int(entities.max()) < num_entities):
+    if entities.numel() and not (int(entities.min()) >= 0 and int(entities.max()) < num_entities):
         raise ValueError(f"entity ids must lie in 0..{num_entities - 1}")
 
 

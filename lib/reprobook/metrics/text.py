@@ -19,6 +19,7 @@ def _check_parallel(hypotheses: Sequence[str], references: Sequence[str]) -> Non
     if not references:
         raise ValueError("hypotheses and references must not be empty")
 
+
 def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """Corpus BLEU in 0..100 of ``hypotheses`` against one reference each.
 
@@ -27,8 +28,6 @@ def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """
     _check_parallel(hypotheses, references)
     return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
-
-
 
 
 def _edit_distance(a: Sequence[str], b: Sequence[str]) -> int:

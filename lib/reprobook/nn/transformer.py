@@ -37,11 +37,13 @@ AttentionFactory = Callable[[], nn.Module]
 def _check_qkv(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, d_model: int) -> None:
     if query.ndim != 3 or key.ndim != 3 or value.ndim != 3:
         raise ValueError(
-            f"query, key and value must be (B, T, d); got {tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}"
+            f"query, key and value must be (B, T, d); got {tuple(query.shape)}, {tuple(key.shape)}, "
+            f"{tuple(value.shape)}"
         )
     if key.shape[:2] != value.shape[:2]:
         raise ValueError(
-            f"key and value must have the same batch and length, got key {tuple(key.shape)} and value {tuple(value.shape)}"
+            f"key and value must have the same batch and length, got key {tuple(key.shape)} "
+            f"and value {tuple(value.shape)}"
         )
     if query.shape[0] != key.shape[0]:
         raise ValueError(f"query and key have different batch sizes: {query.shape[0]} and {key.shape[0]}")
@@ -108,7 +110,11 @@ class MultiHeadAttention(nn.Module):
     ) -> torch.Tensor:
         """``Concat_j(head_j)`` before ``W^O``: ``(B, T_q, d)``."""
         _check_qkv(query, key, value, self.d_model)
-        q, k, v = self.split_heads(self.q_proj(query)), self.split_heads(self.k_proj(key)), self.split_heads(self.v_proj(value))
+        q, k, v = (
+            self.split_heads(self.q_proj(query)),
+            self.split_heads(self.k_proj(key)),
+            self.split_heads(self.v_proj(value)),
+        )
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_k)
         mask = attention_mask(query.shape[0], query.shape[1], key.shape[1], key_padding_mask, causal, query.device)
         if mask is not None:
@@ -167,7 +173,11 @@ class DecoderLayer(nn.Module):
         self.dropout = dropout
 
     def forward(
-        self, y: torch.Tensor, memory: torch.Tensor, tgt_padding: torch.Tensor | None, src_padding: torch.Tensor | None,
+        self,
+        y: torch.Tensor,
+        memory: torch.Tensor,
+        tgt_padding: torch.Tensor | None,
+        src_padding: torch.Tensor | None,
         context: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``context`` (incremental decoding): the layer's inputs so far ``(B, t, d)``, ``y`` included as the last
@@ -231,7 +241,9 @@ class FFTBlock(nn.Module):
         attention_dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.self_attn = attention() if attention is not None else MultiHeadAttention(d_model, num_heads, attention_dropout)
+        self.self_attn = (
+            attention() if attention is not None else MultiHeadAttention(d_model, num_heads, attention_dropout)
+        )
         self.ffn = ConvFeedForward(d_model, d_ff, kernel_sizes, dropout)
         self.norm1, self.norm2, self.dropout = nn.LayerNorm(d_model), nn.LayerNorm(d_model), dropout
 
@@ -288,7 +300,9 @@ class Seq2SeqTransformer(nn.Module):
         for emb in (self.src_embed, self.tgt_embed):
             nn.init.normal_(emb.weight, std=s.d_model**-0.5)
         self.register_buffer("positions", sinusoidal_positions(s.max_len, s.d_model), persistent=False)
-        self.encoder = nn.ModuleList(EncoderLayer(s.d_model, s.encoder_ff, make, s.dropout) for _ in range(s.encoder_layers))
+        self.encoder = nn.ModuleList(
+            EncoderLayer(s.d_model, s.encoder_ff, make, s.dropout) for _ in range(s.encoder_layers)
+        )
         d_ff = s.encoder_ff if s.decoder_ff is None else s.decoder_ff
         self.decoder = nn.ModuleList(DecoderLayer(s.d_model, d_ff, make, s.dropout) for _ in range(s.decoder_layers))
 
@@ -319,12 +333,9 @@ class Seq2SeqTransformer(nn.Module):
         return self.decode(tgt_in, memory, padding)
 
 
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
-def label_smoothed_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float = 0.1, pad_id: int = 0) -> torch.Tensor:
+def label_smoothed_loss(
+    logits: torch.Tensor, target: torch.Tensor, smoothing: float = 0.1, pad_id: int = 0
+) -> torch.Tensor:
     """Mean cross-entropy over non-pad tokens with label smoothing ``epsilon`` (Szegedy et al., 2016).
 
     ``logits (B, T, V)``, ``target (B, T)``.
@@ -401,7 +412,7 @@ def beam_search(
                 beam, token = divmod(j, vocab)
                 prefix = seqs[i * k + beam]
                 if token == eos_id or step == max_len:  # at max_len every live hypothesis is finished
-                    finished[i].append((s / step**length_penalty, prefix[1:].tolist() + [token]))
+                    finished[i].append((s / step**length_penalty, [*prefix[1:].tolist(), token]))
                 else:
                     new_scores[i, len(row)] = s
                     row.append(torch.cat([prefix, prefix.new_tensor([token])]))

@@ -30,7 +30,26 @@ from reprobook.seek.scoring import (
 from reprobook.seek.train import SEEKConfig, TrainResult, build_model, epoch_seconds, logistic_loss, train
 
 __all__ = [
-    "KGEModel", "Ranks", "SEEK", "SEEKConfig", "TrainResult", "TransE", "build_model", "check_segments",
-    "check_triples", "complex_score", "direction_accuracy", "distmult_score", "epoch_seconds", "evaluate", "logistic_loss",
-    "metrics_by_pattern", "rank_triples", "seek_query", "seek_score", "segment_tables", "train", "transe_score",
-]  # fmt: skip
+    "SEEK",
+    "KGEModel",
+    "Ranks",
+    "SEEKConfig",
+    "TrainResult",
+    "TransE",
+    "build_model",
+    "check_segments",
+    "check_triples",
+    "complex_score",
+    "direction_accuracy",
+    "distmult_score",
+    "epoch_seconds",
+    "evaluate",
+    "logistic_loss",
+    "metrics_by_pattern",
+    "rank_triples",
+    "seek_query",
+    "seek_score",
+    "segment_tables",
+    "train",
+    "transe_score",
+]

@@ -130,7 +130,9 @@ def train_pykeen(config: PykeenConfig, graph: KnowledgeGraph, *, progress: bool 
     model = model_class(triples_factory=factory, embedding_dim=embedding_dim, random_seed=config.seed)
     optimizer = torch.optim.Adam(model.get_grad_params(), lr=config.lr)
     loop = SLCWATrainingLoop(
-        model=model, triples_factory=factory, optimizer=optimizer,
+        model=model,
+        triples_factory=factory,
+        optimizer=optimizer,
         negative_sampler_kwargs={"num_negs_per_pos": config.num_negatives},
     )
     # pykeen runs gc.collect() after every epoch, which scans every Python object of the process (most of a
@@ -140,8 +142,11 @@ def train_pykeen(config: PykeenConfig, graph: KnowledgeGraph, *, progress: bool 
     try:
         start = time.perf_counter()
         losses = loop.train(
-            triples_factory=factory, num_epochs=config.num_epochs, batch_size=config.batch_size,
-            use_tqdm=progress, use_tqdm_batch=False,
+            triples_factory=factory,
+            num_epochs=config.num_epochs,
+            batch_size=config.batch_size,
+            use_tqdm=progress,
+            use_tqdm_batch=False,
         )
         seconds = time.perf_counter() - start
     finally:

@@ -84,13 +84,19 @@ def rank_triples(
 
 
 def _batch_ranks(
-    model: KGEModel | Scorer, batch: torch.Tensor, known: TripleFilter, side: Literal["head", "tail"], backend: str | None
+    model: KGEModel | Scorer,
+    batch: torch.Tensor,
+    known: TripleFilter,
+    side: Literal["head", "tail"],
+    backend: str | None,
 ) -> torch.Tensor:
     if isinstance(model, SEEK):
         from reprobook.kernels.kg_rank import filter_bitmask, kg_rank_counts  # here: kernels import this package
 
         bits = filter_bitmask(known, batch.cpu(), side).to(batch.device)
-        higher, ties = kg_rank_counts(model.entity.detach(), model.relation.detach(), batch, bits, model.num_segments, side, backend=backend)
+        higher, ties = kg_rank_counts(
+            model.entity.detach(), model.relation.detach(), batch, bits, model.num_segments, side, backend=backend
+        )
         return higher.double() + 1 + ties.double() / 2  # realistic rank: mean of optimistic and pessimistic
     scores = model.score_all(batch, side)
     return filtered_ranks(scores, batch, known, side)
@@ -106,7 +112,9 @@ def evaluate(
 ) -> dict[str, float]:
     """Filtered MRR, mean rank and Hits@1/3/10 of ``model`` on ``graph``'s ``split``, both sides averaged."""
     check_choice("split", split, SPLITS)
-    return rank_triples(model, getattr(graph, split), known_answers(graph), batch_size=batch_size, backend=backend).metrics()
+    return rank_triples(
+        model, getattr(graph, split), known_answers(graph), batch_size=batch_size, backend=backend
+    ).metrics()
 
 
 _KNOWN: weakref.WeakKeyDictionary[KnowledgeGraph, TripleFilter] = weakref.WeakKeyDictionary()

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from reprobook._html import HTMLWidget
 from reprobook.data.kg import KnowledgeGraph
 from reprobook.seek.model import KGEModel
 
@@ -42,7 +43,10 @@ def top_tails(model: KGEModel, graph: KnowledgeGraph, head: str, relation: str, 
 
 
 def _answers(
-    model: KGEModel, graph: KnowledgeGraph, queries: Sequence[tuple[int, int]], top: int,
+    model: KGEModel,
+    graph: KnowledgeGraph,
+    queries: Sequence[tuple[int, int]],
+    top: int,
     split_of: dict[tuple[int, int, int], str],
 ) -> list[list[dict[str, Any]]]:
     triples = torch.tensor([[h, r, 0] for h, r in queries], dtype=torch.long, device=model.device)
@@ -51,11 +55,17 @@ def _answers(
     best = scores.topk(min(top, scores.shape[1]), dim=1)
     out = []
     for (h, r), values, indices in zip(queries, best.values.tolist(), best.indices.tolist()):
-        out.append([
-            {"tail": graph.entities[t], "score": v, "probability": float(torch.sigmoid(torch.tensor(v))),
-             "known": split_of.get((h, r, t), "")}
-            for v, t in zip(values, indices)
-        ])  # fmt: skip
+        out.append(
+            [
+                {
+                    "tail": graph.entities[t],
+                    "score": v,
+                    "probability": float(torch.sigmoid(torch.tensor(v))),
+                    "known": split_of.get((h, r, t), ""),
+                }
+                for v, t in zip(values, indices)
+            ]
+        )
     return out
 
 
@@ -68,9 +78,8 @@ def query_explorer(
 ) -> Any:
     """Static HTML explorer of ``queries`` (``(head, relation)`` names): a drop-down and a top-``top`` table each.
 
-    Returns a :class:`reprobook.widgets.HTMLWidget`; a notebook cell ending with it renders it.
+    Returns an :class:`~reprobook.widgets.HTMLWidget`; a notebook cell ending with it renders it.
     """
-    from reprobook.widgets import HTMLWidget  # here: widgets pulls in IPython and PIL
 
     if not queries:
         raise ValueError("queries must hold at least one (head, relation) pair")
@@ -84,13 +93,15 @@ def query_explorer(
         label = html.escape(f"({head}, {relation}, ?)")
         options.append(f'<option value="{index}">{label}</option>')
         body = "".join(
-            f"<tr><td>{rank}</td><td>{html.escape(row['tail'])}</td><td style='text-align:right'>{row['score']:.2f}</td>"
+            f"<tr><td>{rank}</td><td>{html.escape(row['tail'])}</td>"
+            f"<td style='text-align:right'>{row['score']:.2f}</td>"
             f"<td style='text-align:right'>{row['probability']:.3f}</td><td>{row['known'] or '&ndash;'}</td></tr>"
             for rank, row in enumerate(rows, start=1)
         )
         display = "" if index == 0 else "display:none;"
         tables.append(
-            f'<table class="{uid}-table" data-query="{index}" style="{display}border-collapse:collapse;margin-top:4px;">'
+            f'<table class="{uid}-table" data-query="{index}" '
+            f'style="{display}border-collapse:collapse;margin-top:4px;">'
             f"<caption style='text-align:left;font-weight:bold'>{label}</caption>"
             "<thead><tr><th>rank</th><th>tail</th><th>score</th><th>&sigma;(score)</th><th>known fact</th></tr></thead>"
             f"<tbody>{body}</tbody></table>"
@@ -103,6 +114,6 @@ def query_explorer(
     markup = (
         f'<div class="reprobook-kg-explorer" id="{uid}">{heading}'
         f'<label>query: <select aria-label="query" onchange="{handler}">{"".join(options)}</select></label>'
-        f'{"".join(tables)}</div>'
+        f"{''.join(tables)}</div>"
     )
     return HTMLWidget(markup)

@@ -26,7 +26,12 @@ ENTITY_SIDES = ("head", "tail")
 
 def check_triples(triples: torch.Tensor, num_entities: int, num_relations: int, argument: str = "triples") -> None:
     """``ValueError`` unless ``triples`` is a long ``(B, 3)`` tensor of known entity and relation ids."""
-    if not isinstance(triples, torch.Tensor) or triples.dtype != torch.long or triples.ndim != 2 or triples.shape[1] != 3:
+    if (
+        not isinstance(triples, torch.Tensor)
+        or triples.dtype != torch.long
+        or triples.ndim != 2
+        or triples.shape[1] != 3
+    ):
         got = f"{triples.dtype} {tuple(triples.shape)}" if isinstance(triples, torch.Tensor) else type(triples).__name__
         raise ValueError(f"{argument} must be a long tensor of (head, relation, tail) ids, shape (B, 3); got {got}")
     if not triples.numel():
@@ -82,7 +87,9 @@ class KGEModel(nn.Module):
         self._check(triples)
         count = self.num_relations if side == "relation" else self.num_entities
         if candidates.dtype != torch.long or candidates.ndim != 2 or candidates.shape[0] != triples.shape[0]:
-            raise ValueError(f"candidates must be a long tensor (B, n) with B = {triples.shape[0]}, got {tuple(candidates.shape)}")
+            raise ValueError(
+                f"candidates must be a long tensor (B, n) with B = {triples.shape[0]}, got {tuple(candidates.shape)}"
+            )
         if candidates.numel():
             _check_ids(candidates, count, "relation" if side == "relation" else "entity", "candidates")
         return self._score_candidates(triples, candidates, side)
@@ -147,7 +154,12 @@ class TransE(KGEModel):
     """
 
     def __init__(
-        self, num_entities: int, num_relations: int, dim: int, margin: float = 2.0, p: int = 1,
+        self,
+        num_entities: int,
+        num_relations: int,
+        dim: int,
+        margin: float = 2.0,
+        p: int = 1,
         init_scale: float = 0.01,
     ) -> None:
         super().__init__(num_entities, num_relations, dim, init_scale)
@@ -156,13 +168,17 @@ class TransE(KGEModel):
         self.margin, self.p = margin, p
 
     def extra_repr(self) -> str:
-        return f"entities={self.num_entities}, relations={self.num_relations}, d={self.dim}, margin={self.margin}, p={self.p}"
+        sizes = f"entities={self.num_entities}, relations={self.num_relations}, d={self.dim}"
+        return f"{sizes}, margin={self.margin}, p={self.p}"
 
     def _score(self, h: torch.Tensor, r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return transe_score(h, r, t, self.margin, self.p)
 
     def _score_candidates(self, triples: torch.Tensor, candidates: torch.Tensor, side: Side) -> torch.Tensor:
-        h, r, t = (F.embedding(triples[:, i], self._table(slot))[:, None, :] for i, slot in enumerate(("head", "relation", "tail")))
+        h, r, t = (
+            F.embedding(triples[:, i], self._table(slot))[:, None, :]
+            for i, slot in enumerate(("head", "relation", "tail"))
+        )
         e = F.embedding(candidates, self._table(side))  # (B, n, d)
         if side == "head":
             h = e

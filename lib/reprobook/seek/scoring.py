@@ -41,7 +41,8 @@ def check_segments(dim: int, num_segments: int) -> int:
     if dim % num_segments:
         raise ValueError(
             f"dim={dim} is not divisible by num_segments={num_segments}: SEEK cuts every embedding into "
-            f"k segments of equal size d / k; choose d a multiple of k (e.g. {num_segments * max(1, dim // num_segments)})"
+            f"k segments of equal size d / k; choose d a multiple of k "
+            f"(e.g. {num_segments * max(1, dim // num_segments)})"
         )
     return dim // num_segments
 

@@ -36,7 +36,8 @@ from reprobook.profiles import pick
 from reprobook.seek.evaluate import evaluate
 from reprobook.seek.model import SEEK, KGEModel, TransE, check_triples
 from reprobook.seek.scoring import Side, check_segments
-from reprobook.train import History, device as default_device, fit, seed_everything
+from reprobook.train import History, fit, seed_everything
+from reprobook.train import device as default_device
 
 MODELS = ("seek", "transe")
 LOSSES = ("negative_sampling", "1-n")
@@ -218,8 +219,14 @@ def train(
         return values
 
     start = time.perf_counter()
-    history = fit(step_and_select, epochs, config.num_epochs * steps_per_epoch, desc=f"{config.label} on {graph.name}",
-                  log_every=max(1, steps_per_epoch // 4), progress=progress)
+    history = fit(
+        step_and_select,
+        epochs,
+        config.num_epochs * steps_per_epoch,
+        desc=f"{config.label} on {graph.name}",
+        log_every=max(1, steps_per_epoch // 4),
+        progress=progress,
+    )
     seconds = time.perf_counter() - start - eval_seconds
     if best[2] is not None:
         model.load_state_dict(best[2])
@@ -248,8 +255,13 @@ def epoch_seconds(
         optimizer = torch.optim.Adagrad(model.parameters(), lr=config.lr, initial_accumulator_value=1e-6)
         epochs = _Epochs(graph.train.to(target), config.batch_size, generator)
 
-        def step(batch: torch.Tensor, model: KGEModel = model, optimizer: torch.optim.Optimizer = optimizer,
-                 config: SEEKConfig = config, generator: torch.Generator = generator) -> None:
+        def step(
+            batch: torch.Tensor,
+            model: KGEModel = model,
+            optimizer: torch.optim.Optimizer = optimizer,
+            config: SEEKConfig = config,
+            generator: torch.Generator = generator,
+        ) -> None:
             optimizer.zero_grad(set_to_none=True)
             logistic_loss(model, batch, config, generator).backward()
             optimizer.step()

@@ -21,10 +21,10 @@ from reprobook.data.speech.features import (
     HOP_LENGTH,
     N_MELS,
     durations_in_frames,
+    frame_count,
     frame_energy,
     frame_pitch,
     log_mel,
-    frame_count,
 )
 from reprobook.data.speech.ljspeech import Recording, build_ljspeech_corpus, read_ljspeech
 

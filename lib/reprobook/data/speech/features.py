@@ -59,9 +59,7 @@ def _mel_transform() -> torchaudio.transforms.MelSpectrogram:
 
 def _check_waveform(waveform: torch.Tensor) -> None:
     if waveform.ndim != 1 or waveform.numel() <= N_FFT // 2:
-        raise ValueError(
-            f"waveform must be 1-D with more than {N_FFT // 2} samples, got shape {tuple(waveform.shape)}"
-        )
+        raise ValueError(f"waveform must be 1-D with more than {N_FFT // 2} samples, got shape {tuple(waveform.shape)}")
 
 
 def log_mel(waveform: torch.Tensor) -> torch.Tensor:
@@ -125,8 +123,10 @@ def frame_pitch(
     cmnd[:, 1:] = diff[:, 1:] / torch.clamp(running, min=1e-12)
     # First tau in [tau_min, tau_max - 1] with cmnd below threshold and no higher than its neighbours.
     centre = cmnd[:, tau_min:tau_max]
-    is_dip = (centre < threshold) & (centre <= cmnd[:, tau_min - 1 : tau_max - 1]) & (
-        centre <= cmnd[:, tau_min + 1 : tau_max + 1]
+    is_dip = (
+        (centre < threshold)
+        & (centre <= cmnd[:, tau_min - 1 : tau_max - 1])
+        & (centre <= cmnd[:, tau_min + 1 : tau_max + 1])
     )
     voiced = is_dip.any(dim=1) & (energy[:, window] / window > 1e-6)  # mean square above -60 dBFS
     tau = tau_min + is_dip.to(torch.int8).argmax(dim=1)
