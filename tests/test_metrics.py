@@ -4,10 +4,12 @@ import pytest
 import torch
 
 from reprobook.data.kg import load_kg
+from reprobook.kernels import unpack_bitmask
 from reprobook.metrics import (
     TripleFilter,
     bleu,
     cer,
+    filter_bitmask,
     filtered_ranks,
     ranking_metrics,
     realistic_ranks,
@@ -96,6 +98,26 @@ def test_filtering_removes_other_true_answers() -> None:
     # (?, 1, 3): no other true head, so nothing is filtered; entity 2 outscores the true head 4.
     head_scores = torch.tensor([[0.0, 0.0, 0.9, 0.0, 0.5]])
     assert filtered_ranks(head_scores, triples[3:], known, side="head").tolist() == [2.0]
+
+
+def test_filter_bitmask_packs_the_filter_mask() -> None:
+    """The kernel's bitmask holds exactly TripleFilter.mask, bit 31 (an int32's sign bit) and a 33rd entity included."""
+    triples = torch.tensor([[0, 0, 31], [0, 0, 32], [0, 0, 5], [7, 1, 31], [0, 1, 31]])
+    known = TripleFilter.from_triples([triples], num_entities=33)
+    queries = torch.cat([triples, torch.tensor([[9, 1, 9]])])  # the last one has no known answer
+    for side in ("tail", "head"):
+        bits = filter_bitmask(known, queries, side)
+        assert bits.dtype == torch.int32 and bits.shape == (6, 2)
+        assert unpack_bitmask(bits, 33).equal(known.mask(queries, side))
+    assert filter_bitmask(known, triples[2:3], "tail")[0, 0] == -(2**31)  # (0, 0, ?): 31 set, 5 is its own
+    kg = load_kg("nations")  # a second filter of other sizes: the per-filter cache keeps them apart
+    assert unpack_bitmask(filter_bitmask(kg.known_answers(), kg.test, "head"), 14).equal(
+        kg.known_answers().mask(kg.test, "head")
+    )
+    with pytest.raises(ValueError, match=r"long tensor \(B, 3\)"):
+        filter_bitmask(known, queries.float())
+    with pytest.raises(ValueError, match="side='both'"):
+        filter_bitmask(known, queries, "both")  # type: ignore[arg-type]
 
 
 def test_perfect_and_constant_scorers_on_nations() -> None:

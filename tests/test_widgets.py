@@ -17,10 +17,20 @@ def test_compare_images_is_self_contained_html():
     assert "<script" not in markup  # nothing a sanitiser would strip
 
 
-def test_compare_images_ids_are_unique():
+def test_compare_images_ids_are_unique_even_across_kernels():
+    import importlib
+
+    import reprobook.widgets as widgets
+
     a = np.zeros((4, 4, 3))
-    ids = {re.search(r'id="(rb-compare-\d+)"', compare_images(a, a).html).group(1) for _ in range(3)}
-    assert len(ids) == 3
+
+    def slider_id(module):
+        return re.search(r'id="(rb-compare-[0-9a-f]+)"', module.compare_images(a, a).html).group(1)
+
+    ids = {slider_id(widgets) for _ in range(3)}
+    fresh = importlib.reload(widgets)  # a second kernel starts from a freshly imported module
+    ids.add(slider_id(fresh))
+    assert len(ids) == 4, "two open notebooks must never share a slider id"
 
 
 def test_compare_images_zoom_crop_changes_aspect():

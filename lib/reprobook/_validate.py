@@ -8,6 +8,7 @@ This is the lowest layer of the library: it imports nothing from reprobook.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from typing import TypeVar
 
@@ -50,17 +51,33 @@ def check_int(argument: str, value: int, low: int = 0, high: int | None = None) 
 
 
 def check_float(
-    argument: str, value: float, low: float = -math.inf, high: float = math.inf, *, open_low: bool = False
+    argument: str,
+    value: float,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
 ) -> float:
-    """Return ``value`` if it is a finite number in ``[low, high]`` (``(low, high]`` with ``open_low``).
+    """Return ``value`` if it is a finite number in ``[low, high]`` (an open end with ``open_low``/``open_high``).
 
     NaN and infinities are refused with the argument's name: they would otherwise train on silently.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{argument} must be a finite number, got {value!r}")
-    if (value <= low if open_low else value < low) or value > high:
-        expected = f"{low} {'<' if open_low else '<='} {argument}" + (f" <= {high}" if high < math.inf else "")
-        raise ValueError(f"{argument}={value!r} is out of range; expected {expected}")
+    below = value <= low if open_low else value < low
+    above = value >= high if open_high else value > high
+    if below or above:
+        lower = f"{low} {'<' if open_low else '<='} " if low > -math.inf else ""
+        upper = f" {'<' if open_high else '<='} {high}" if high < math.inf else ""
+        raise ValueError(f"{argument}={value!r} is out of range; expected {lower}{argument}{upper}")
+    return value
+
+
+def check_bool(argument: str, value: bool) -> bool:
+    """Return ``value`` if it is a bool (not 0/1 or a string); otherwise raise ``ValueError``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{argument} must be True or False, got {value!r}")
     return value
 
 
@@ -111,3 +128,24 @@ def check_triples(triples: torch.Tensor, num_entities: int, num_relations: int, 
         if low < 0 or high >= count:
             bad = low if low < 0 else high
             raise ValueError(f"{argument} holds unknown {kind} id {bad}; the model knows {kind} ids 0..{count - 1}")
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (``REPROBOOK_MAX_BYTES`` overrides it, e.g. in tests)."""
+    override = os.environ.get("REPROBOOK_MAX_BYTES", "").strip()
+    if override:
+        return int(override)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits_in_memory(argument: str, value: object, nbytes: float) -> None:
+    """Refuse, before allocating, a request that would need more than half of the machine's memory.
+
+    ``nbytes``: what the call would allocate for ``argument=value``; the message says how much that is.
+    """
+    available = memory_bytes()
+    if nbytes > available / 2:
+        raise ValueError(
+            f"{argument}={value!r} would need {nbytes / 1e9:,.1f} GB, more than half of this machine's "
+            f"{available / 1e9:,.1f} GB; ask for less"
+        )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-import itertools
+import uuid
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,9 +22,7 @@ from IPython.display import Audio
 from PIL import Image
 
 from reprobook._html import HTMLWidget
-from reprobook._validate import check_range
-
-_ids = itertools.count()
+from reprobook._validate import check_float, check_int, check_range
 
 
 def _as_hwc_uint8(image: torch.Tensor | np.ndarray, argument: str) -> np.ndarray:
@@ -34,8 +32,10 @@ def _as_hwc_uint8(image: torch.Tensor | np.ndarray, argument: str) -> np.ndarray
         array = array.transpose(1, 2, 0)
     if array.ndim == 2:
         array = array[..., None]
-    if array.ndim != 3 or array.shape[-1] not in (1, 3):
-        raise ValueError(f"{argument} must have shape (3, H, W), (H, W, 3) or (H, W); got {tuple(image.shape)}")
+    if array.ndim != 3 or array.shape[-1] not in (1, 3) or 0 in array.shape:
+        raise ValueError(
+            f"{argument} must have shape (3, H, W), (H, W, 3) or (H, W) with H, W >= 1; got {tuple(image.shape)}"
+        )
     if array.dtype != np.uint8:
         if array.size and (np.nanmin(array) < -1e-3 or np.nanmax(array) > 1 + 1e-3):
             raise ValueError(f"{argument} must hold floats in [0, 1] (or uint8); got values outside that range")
@@ -69,6 +69,7 @@ def compare_images(
         start: initial slider position as a fraction of the width.
     """
     check_range("start", start, 0.0, 1.0)
+    check_int("width", width, 1, 4096)
     a, b = _as_hwc_uint8(left, "left"), _as_hwc_uint8(right, "right")
     if a.shape != b.shape:
         raise ValueError(f"left and right must have the same size; got {a.shape[:2]} and {b.shape[:2]}")
@@ -78,7 +79,7 @@ def compare_images(
             raise ValueError(f"crop={crop} must be (top, left, height, width) inside the {a.shape[:2]} image")
         a, b = a[top : top + h, x0 : x0 + w], b[top : top + h, x0 : x0 + w]
     height = round(width * a.shape[0] / a.shape[1])
-    uid = f"rb-compare-{next(_ids)}"
+    uid = f"rb-compare-{uuid.uuid4().hex[:12]}"  # unique across kernels and open notebooks, not just this kernel
     percent = 100 * start
     pixelated = "image-rendering:pixelated;" if crop is not None else ""
     img_style = f"position:absolute;top:0;left:0;width:{width}px;height:{height}px;{pixelated}"
@@ -118,6 +119,8 @@ def audio_grid(
     clip to full volume; ``normalize=False`` keeps their relative loudness (values must lie in ``[-1, 1]``).
     Clips longer than ``max_seconds`` are rejected to keep the built pages light.
     """
+    check_int("sample_rate", sample_rate, 1)
+    check_float("max_seconds", max_seconds, 0, open_low=True)
     if not clips:
         raise ValueError("clips must contain at least one (label, waveform) pair")
     rows = []

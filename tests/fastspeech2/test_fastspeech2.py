@@ -1,9 +1,11 @@
-"""FastSpeech 2: length regulator, CWT pitch, the model's shapes, controls, losses, a tiny overfit, bad inputs."""
+"""FastSpeech 2: length regulator, CWT pitch, the model's shapes, controls, losses, a tiny overfit, bad inputs;
+the run config, training each system and evaluating it."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -12,30 +14,49 @@ import torch.nn.functional as F
 from reprobook.fastspeech2 import (
     FastSpeech2,
     FastSpeech2Config,
+    FastSpeech2Result,
+    FastSpeech2s,
+    Stats,
+    TeacherConfig,
+    TransformerTTS,
     TTSData,
+    WaveConfig,
+    build_model,
     collate,
     cwt_decompose,
     cwt_reconstruct,
     durations_to_mel2ph,
     encode_text,
+    evaluate,
     length_regulate,
     load_data,
-    stats_of,
+    split_corpus,
+    train,
 )
 from reprobook.fastspeech2.variance import check_durations, interpolate_unvoiced
+
+TINY = {"d_model": 32, "d_ff": 64, "kernel_sizes": (3, 1), "predictor_filter": 32}
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> TTSData:
-    return load_data(14, 2, 2, cache_dir=str(tmp_path_factory.mktemp("speech")))
+    config = FastSpeech2Config(num_utterances=14, num_valid=2, num_test=2)
+    return load_data(config, cache_dir=str(tmp_path_factory.mktemp("speech")))
 
 
-def _model(data: TTSData, **kwargs: object) -> FastSpeech2:
+def _model(data: TTSData, **kwargs: Any) -> FastSpeech2:
     torch.manual_seed(0)
-    config = FastSpeech2Config(
-        vocab_size=len(data.vocab), d_model=32, d_ff=64, kernel_sizes=(3, 1), predictor_filter=32, **kwargs
-    )  # type: ignore[arg-type]
-    return FastSpeech2(config, stats_of(data))
+    model = build_model(FastSpeech2Config(**TINY, **kwargs), data)
+    assert isinstance(model, FastSpeech2)
+    return model
+
+
+def _run_config(**kwargs: Any) -> FastSpeech2Config:
+    """A run of a few steps of tiny models (teacher and waveform decoder included)."""
+    teacher = TeacherConfig(d_model=32, d_ff=64, num_steps=3, warmup=2)
+    wave = WaveConfig(num_steps=3, gan_start=1, channels=8, num_layers=2)
+    recipe = {"num_steps": 3, "warmup": 2, "eval_every": 2, "batch_size": 4}
+    return FastSpeech2Config(**{**TINY, **recipe, "teacher": teacher, "wave": wave, **kwargs})
 
 
 def test_durations_sum_to_mel_frames_and_targets_line_up(data: TTSData) -> None:
@@ -227,7 +248,9 @@ def test_bad_inputs_give_clear_errors(data: TTSData) -> None:
     with pytest.raises(ValueError, match="no phonemes"):
         encode_text(data, "...")
     with pytest.raises(ValueError, match="pitch="):
-        FastSpeech2Config(vocab_size=10, pitch="f0")  # type: ignore[arg-type]
+        FastSpeech2Config(pitch="f0")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="vocab_size"):
+        FastSpeech2(FastSpeech2Config(), 1, Stats(5.0, 0.2, 0.0, 1.0))
     item = data.train[0]
     with pytest.raises(ValueError, match="must agree"):
         collate([item], mels=[item.mel[:-1]])
@@ -244,9 +267,11 @@ def test_check_durations_accepts_float_whole_numbers() -> None:
     assert check_durations(torch.tensor([1.0, 0.0, 3.0])).dtype == torch.int64
 
 
-def test_load_data_rejects_too_small_a_corpus(tmp_path: Path) -> None:
+def test_too_small_a_corpus_is_refused() -> None:
     with pytest.raises(ValueError, match="too little"):
-        load_data(4, 2, 2, cache_dir=str(tmp_path))
+        FastSpeech2Config(num_utterances=4, num_valid=2, num_test=2)
+    with pytest.raises(TypeError, match="FastSpeech2Config"):
+        load_data(400)  # type: ignore[arg-type]
 
 
 def test_batches_are_bucketed_by_length_and_cover_the_data() -> None:
@@ -263,11 +288,169 @@ def test_batches_are_bucketed_by_length_and_cover_the_data() -> None:
         next(batch_indices(lengths, 0))
 
 
-def test_load_data_takes_any_speech_corpus(tmp_path: Path) -> None:
+def test_any_speech_corpus_can_be_split(tmp_path: Path) -> None:
     from reprobook.data.speech import build_corpus
 
     corpus = build_corpus(8, voice="en", seed=3, cache_dir=str(tmp_path))
-    data = load_data(num_valid=2, num_test=2, corpus=corpus)
+    data = split_corpus(corpus, num_valid=2, num_test=2, seed=3)
     assert len(data.train) + len(data.valid) + len(data.test) == 8 and data.vocab == corpus.vocab
     with pytest.raises(ValueError, match="too little"):
-        load_data(num_valid=4, num_test=4, corpus=corpus)
+        split_corpus(corpus, num_valid=4, num_test=4)
+
+
+def test_ljspeech_needs_consent_to_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reprobook.data.download import DownloadNotAllowedError
+
+    monkeypatch.delenv("REPROBOOK_ALLOW_DOWNLOAD", raising=False)
+    with pytest.raises(DownloadNotAllowedError, match="REPROBOOK_ALLOW_DOWNLOAD"):
+        load_data(
+            FastSpeech2Config(dataset="ljspeech", num_utterances=20, num_valid=2, num_test=2), cache_dir=str(tmp_path)
+        )
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The run config, training and evaluation
+# ------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("model", "tacotron"),
+        ("dataset", "vctk"),
+        ("num_utterances", 0),
+        ("num_valid", 0),
+        ("num_test", 1.0),
+        ("data_seed", -1),
+        ("d_model", 0),
+        ("num_heads", 3),
+        ("encoder_layers", 0),
+        ("decoder_layers", -1),
+        ("d_ff", 0),
+        ("kernel_sizes", (2, 1)),
+        ("kernel_sizes", (3,)),
+        ("dropout", math.nan),
+        ("dropout", 1.5),
+        ("predictor_filter", 0),
+        ("predictor_dropout", -0.1),
+        ("num_bins", 1),
+        ("pitch_range_hz", (300.0, 80.0)),
+        ("pitch_range_hz", (0.0, 300.0)),
+        ("pitch_range_hz", (80.0, math.nan)),
+        ("pitch", "f0"),
+        ("energy", 1),
+        ("max_len", 0),
+        ("num_steps", 0),
+        ("batch_size", 0),
+        ("lr", math.inf),
+        ("warmup", 0),
+        ("grad_clip", 0.0),
+        ("eval_every", 0),
+        ("seed", -1),
+        ("teacher", {"d_model": 64}),
+        ("wave", None),
+    ],
+)
+def test_config_refuses_every_bad_field_by_name(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        FastSpeech2Config(**{field: value})
+
+
+def test_the_fastspeech_student_has_no_variance_predictor() -> None:
+    with pytest.raises(ValueError, match="pitch='none', energy=False"):
+        FastSpeech2Config(model="fastspeech")
+    with pytest.raises(ValueError, match="pitch='none', energy=False"):
+        FastSpeech2Config(model="fastspeech", pitch="none")
+    config = FastSpeech2Config(model="fastspeech", pitch="none", energy=False)
+    assert config.label == "FastSpeech"
+    assert FastSpeech2Config().label == "FastSpeech 2"
+    assert FastSpeech2Config(pitch="frame", energy=False).label == "FastSpeech 2 (frame F0, without energy)"
+    assert FastSpeech2Config(model="fastspeech2s").label == "FastSpeech 2s"
+
+
+def test_profile_defaults_follow_the_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REPROBOOK_PROFILE", "smoke")
+    smoke = FastSpeech2Config()
+    monkeypatch.setenv("REPROBOOK_PROFILE", "full")
+    full = FastSpeech2Config()
+    assert (smoke.d_model, smoke.num_steps, smoke.teacher.num_steps, smoke.wave.num_steps) == (32, 12, 12, 6)
+    assert (full.d_model, full.kernel_sizes, full.teacher.d_model, full.wave.num_steps) == (256, (9, 1), 256, 50_000)
+
+
+def test_build_model_sizes_the_system_for_the_data(data: TTSData) -> None:
+    model = build_model(FastSpeech2Config(**TINY), data)
+    assert isinstance(model, FastSpeech2) and model.embed.num_embeddings == len(data.vocab)
+    student = build_model(FastSpeech2Config(**TINY, model="fastspeech", pitch="none", energy=False), data)
+    assert isinstance(student, FastSpeech2) and student.pitch_predictor is None and student.energy_predictor is None
+    assert isinstance(build_model(FastSpeech2Config(**TINY, model="fastspeech2s"), data), FastSpeech2s)
+
+
+def test_training_fastspeech2_records_the_validation_curve(data: TTSData) -> None:
+    result = train(_run_config(), data, progress=False)
+    assert isinstance(result, FastSpeech2Result) and isinstance(result.model, FastSpeech2)
+    assert result.history.num_steps == 3 and set(result.history.metrics) >= {"loss", "mel", "pitch", "energy"}
+    steps, values = result.history.curve("valid_mel")
+    assert steps == [2.0, 3.0] and result.metrics == {"valid_mel": values[-1]}
+    assert result.seconds > 0 and result.stage_seconds == {"training": result.seconds}
+    assert result.history.seconds_to("valid_mel", math.inf) == result.history.evaluations[0].seconds
+    assert result.history.seconds_to("valid_mel", -1.0) is None
+    assert not result.model.training and result.teacher is None and result.distilled is None
+
+
+def test_validation_changes_nothing_in_training(data: TTSData) -> None:
+    """Evaluating every step or only at the end gives the same weights: validation draws no random number and
+    gives the model back in training mode."""
+    often = train(_run_config(eval_every=1), data, progress=False)
+    once = train(_run_config(eval_every=100), data, progress=False)
+    assert len(often.history.evaluations) == 3 and len(once.history.evaluations) == 1
+    for a, b in zip(often.model.state_dict().values(), once.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_training_the_fastspeech_pipeline(data: TTSData) -> None:
+    result = train(_run_config(model="fastspeech", pitch="none", energy=False), data, progress=False)
+    assert result.teacher is not None and result.distilled is not None
+    assert isinstance(result.teacher.model, TransformerTTS) and isinstance(result.model, FastSpeech2)
+    assert result.teacher.history.num_steps == 3 and result.teacher.history.curve("valid_mel")[0] == [2.0, 3.0]
+    assert len(result.distilled.mels) == len(data.train)
+    stages = result.stage_seconds
+    assert list(stages) == ["teacher", "distillation", "student"] and stages["student"] == result.seconds
+    assert all(s > 0 for s in stages.values())
+
+
+def test_training_fastspeech2s(data: TTSData) -> None:
+    result = train(_run_config(model="fastspeech2s"), data, progress=False)
+    assert isinstance(result.model, FastSpeech2s) and result.history.num_steps == 3  # wave.num_steps
+    assert result.history["adv"][0] == 0.0 and result.history["adv"][-1] > 0  # the GAN loss starts at gan_start
+    assert set(result.history.metrics) >= {"loss", "mel", "stft", "adv", "disc"} and "valid_mel" in result.metrics
+    wave = result.model.synthesize(data.test[0].phonemes)
+    assert wave.ndim == 1 and bool(torch.isfinite(wave).all())
+
+
+def test_evaluate_scores_every_system_and_gives_the_mode_back(data: TTSData) -> None:
+    model = _model(data).train()
+    with torch.no_grad():  # durations of about 4 frames per phoneme: enough frames for Griffin-Lim
+        model.duration_predictor.out.bias.fill_(math.log(5.0))
+        model.duration_predictor.out.weight.mul_(0.01)
+    scores = evaluate(model, data)
+    assert model.training and all(m.training for m in model.modules())
+    row = scores.row()
+    assert row["method"] == "FastSpeech 2" and set(row) == {
+        "method",
+        "MCD (dB)",
+        "pitch std",
+        "skewness",
+        "kurtosis",
+        "pitch DTW (Hz)",
+        "voiced",
+        "energy MAE",
+        "duration MAE",
+    }
+    assert len(scores.synthesis.waveforms) == len(data.test) and "synthesis" not in repr(scores)
+    assert scores.mcd > 0 and not math.isnan(scores.duration_mae)
+    recordings = evaluate(None, data, "valid", label="ceiling")
+    assert recordings.label == "ceiling" and math.isnan(recordings.duration_mae)
+    assert recordings.synthesis.mels[0] is data.valid[0].mel
+    assert evaluate(None, data).label == "recordings through Griffin-Lim"
+    with pytest.raises(ValueError, match="split"):
+        evaluate(model, data, "dev")

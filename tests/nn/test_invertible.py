@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from reprobook.nn.invertible import (
+    OFFICIAL_INIT_SCALE,
     AffineCoupling,
     DenseSubnet,
     HaarDownsampling,
@@ -67,6 +68,8 @@ def test_haar_layer_checks_shapes() -> None:
         layer(torch.rand(1, 3, 4, 4), reverse=True)
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         haar_downsample(torch.rand(3, 4, 4))
+    with pytest.raises(ValueError, match=r"y must hold floats in \[0, 1\]"):
+        haar_upsample(torch.zeros(1, 12, 2, 2, dtype=torch.long))
 
 
 def test_dense_subnet_starts_at_zero_and_has_the_official_size() -> None:
@@ -78,6 +81,25 @@ def test_dense_subnet_starts_at_zero_and_has_the_official_size() -> None:
     )
     with pytest.raises(ValueError, match="depth must be a positive integer"):
         DenseSubnet(3, 9, depth=0)
+
+
+def test_dense_subnet_init_scale_scales_the_hidden_convs_only() -> None:
+    """``init_scale`` multiplies the Xavier-normal hidden convs (0.1 officially); the last conv stays at zero."""
+    torch.manual_seed(0)
+    official = DenseSubnet(3, 9, growth=8, depth=3)
+    torch.manual_seed(0)
+    larger = DenseSubnet(3, 9, growth=8, depth=3, init_scale=1.0)
+    assert OFFICIAL_INIT_SCALE == 0.1
+    for small, big in zip(official.convs, larger.convs):
+        torch.testing.assert_close(big.weight, 10 * small.weight)
+        assert small.bias is not None and small.bias.abs().max() == 0
+    assert larger.last.weight.abs().max() == 0 and larger(torch.rand(1, 3, 4, 4)).abs().max() == 0
+    block = AffineCoupling(12, 3, dense_subnet(8, 3, init_scale=1.0))
+    x = torch.randn(1, 12, 4, 4)
+    torch.testing.assert_close(block(x), x)  # still the identity at the start
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="init_scale"):
+            DenseSubnet(3, 9, init_scale=bad)
 
 
 def test_coupling_starts_as_the_identity() -> None:

@@ -7,7 +7,7 @@ import torch
 
 from reprobook.data.kg import KnowledgeGraph, family_graph, load_kg
 from reprobook.metrics import filtered_ranks
-from reprobook.seek import SEEK, direction_accuracy, evaluate, metrics_by_pattern, rank_triples
+from reprobook.seek import SEEK, SEEKScores, TransE, direction_accuracy, evaluate, metrics_by_pattern, rank_triples
 from reprobook.seek.explorer import query_explorer, top_tails
 
 
@@ -53,7 +53,27 @@ def test_kernel_path_equals_the_generic_path() -> None:
 def test_all_zero_model_is_not_perfect() -> None:
     graph = load_kg("nations")
     model = SEEK(graph.num_entities, graph.num_relations, dim=8, num_segments=2, init_scale=0.0)
-    assert evaluate(model, graph)["mrr"] < 0.5  # ties take the middle rank, not the first
+    assert evaluate(model, graph).mrr < 0.5  # ties take the middle rank, not the first
+
+
+@pytest.mark.parametrize("model_name", ["seek", "transe"])
+def test_evaluate_returns_scores_and_leaves_the_mode_alone(model_name: str) -> None:
+    graph, model = _hand_graph()
+    if model_name == "transe":
+        model = TransE(6, 1, dim=4, init_scale=1.0)
+    for training in (True, False):
+        model.train(training)
+        scores = evaluate(model, graph)
+        assert model.training is training
+        assert isinstance(scores, SEEKScores) and scores.label == ("DistMult" if model_name == "seek" else "TransE")
+    ranks = rank_triples(model, graph.test, graph.known_answers()).metrics()
+    assert (scores.mrr, scores.mean_rank, scores.hits_at_1, scores.hits_at_3, scores.hits_at_10) == tuple(
+        ranks[key] for key in ("mrr", "mean_rank", "hits@1", "hits@3", "hits@10")
+    )
+    row = scores.row()
+    assert row["method"] == scores.label and row["MRR"] == scores.mrr and row["Hits@10"] == scores.hits_at_10
+    with pytest.raises(ValueError, match="split='dev'"):
+        evaluate(model, graph, "dev")
 
 
 def test_per_relation_and_per_pattern() -> None:

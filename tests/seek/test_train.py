@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from reprobook.data.kg import family_graph, load_kg
-from reprobook.seek import SEEK, SEEKConfig, TransE, build_model, logistic_loss, train
+from reprobook.seek import SEEK, SEEKConfig, SEEKResult, SEEKScores, TransE, build_model, evaluate, logistic_loss, train
+from reprobook.seek.train import epoch_seconds
 
 
 def _brute_force_loss(model, batch, config, corruptions) -> torch.Tensor:
@@ -64,15 +67,28 @@ def test_tiny_graph_is_fitted() -> None:
     result = train(
         SEEKConfig(dim=16, num_segments=4, num_epochs=60, batch_size=64, lr=0.3, eval_every=20), graph, progress=False
     )
+    assert isinstance(result, SEEKResult) and isinstance(result.test, SEEKScores)
     losses = result.history["loss"]
     assert losses[-1] < 0.25 * losses[0]
-    assert result.seconds_per_epoch > 0 and result.best_epoch in (20, 40, 60) and len(result.valid_curve) == 3
+    steps, curve = result.history.curve("valid_mrr")
+    assert [step / result.steps_per_epoch for step in steps] == [20, 40, 60]
+    assert result.seconds_per_epoch == pytest.approx(result.seconds / 60) and result.seconds > 0
+    # The kept model is the best checkpoint on validation MRR.
+    assert result.best_epoch == 20 * (1 + curve.index(max(curve))) and result.valid.mrr == max(curve)
+    assert result.metrics == {"valid_mrr": result.valid.mrr, "test_mrr": result.test.mrr}
     assert result.num_parameters == 16 * (graph.num_entities + graph.num_relations)
-    assert set(result.test) >= {"mrr", "hits@1", "hits@3", "hits@10"}
+    assert result.model.training  # evaluation during training gave the mode back
     # The training triples themselves are ranked near the top.
-    from reprobook.seek import evaluate
+    assert evaluate(result.model, graph, "train").mrr > 0.6
 
-    assert evaluate(result.model, graph, "train")["mrr"] > 0.6
+
+def test_without_selection_the_last_model_is_kept() -> None:
+    graph = family_graph(num_families=1)
+    result = train(
+        SEEKConfig(dim=8, num_epochs=3, batch_size=32, eval_every=0), graph, progress=False, evaluate_test=False
+    )
+    assert result.history.evaluations == [] and result.best_epoch == 3 and result.test is None
+    assert result.valid.mrr == evaluate(result.model, graph, "valid").mrr
 
 
 def test_training_is_reproducible() -> None:
@@ -90,22 +106,43 @@ def test_labels_and_models() -> None:
     assert isinstance(model, SEEK) and model.num_segments == 8
 
 
-def test_bad_configs_are_refused() -> None:
+BAD_VALUES = [
+    ("dataset", "fb15k"),
+    ("model", "rotate"),
+    ("dim", 0),
+    ("num_segments", 0),
+    ("num_segments", 2.0),
+    ("num_epochs", 0),
+    ("batch_size", 0),
+    ("lr", 0.0),
+    ("lr", math.nan),
+    ("lr", math.inf),
+    ("num_negatives", -1),
+    ("corrupt_relations", 1),
+    ("l2", -1e-3),
+    ("l2", math.nan),
+    ("loss", "margin"),
+    ("init_scale", -0.1),
+    ("margin", math.nan),
+    ("seed", -1),
+    ("seed", 0.5),
+    ("eval_every", -1),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), BAD_VALUES)
+def test_bad_configs_are_refused_by_name(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        SEEKConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_segments_must_divide_the_dimension() -> None:
     with pytest.raises(ValueError, match="not divisible"):
         SEEKConfig(dim=30, num_segments=4)
-    with pytest.raises(ValueError, match="k >= 1"):
-        SEEKConfig(num_segments=0)
-    with pytest.raises(ValueError, match="model='rotate'"):
-        SEEKConfig(model="rotate")
-    with pytest.raises(ValueError, match="loss="):
-        SEEKConfig(loss="margin")
-    with pytest.raises(ValueError, match="num_epochs"):
-        SEEKConfig(num_epochs=0)
+    assert SEEKConfig(model="transe", dim=30, num_segments=4).label == "TransE"  # TransE has no segments
 
 
 def test_epoch_seconds_times_each_config() -> None:
-    from reprobook.seek.train import epoch_seconds
-
     graph = family_graph(num_families=1)
     configs = [SEEKConfig(dim=8, num_segments=k, num_epochs=1) for k in (1, 4)]
     seconds = epoch_seconds(configs, graph, repeats=2)

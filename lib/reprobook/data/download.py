@@ -212,6 +212,14 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def inside(folder: Path, filename: str) -> Path:
+    """``folder / filename``, refusing a name that would land outside ``folder`` (``../x``, an absolute path)."""
+    target = (folder / filename).resolve()
+    if not target.is_relative_to(folder.resolve()) or target == folder.resolve():
+        raise ValueError(f"filename={filename!r} must name a file inside the cache folder {folder}")
+    return folder / filename
+
+
 def fetch(
     url: str,
     filename: str,
@@ -233,7 +241,7 @@ def fetch(
     the opt-in message.
     """
     folder = Path(cache) if cache is not None else cache_dir()
-    target = folder / filename
+    target = inside(folder, filename)
     if target.is_file():
         if sha256 is None:
             return target
@@ -352,8 +360,14 @@ def fetch_dataset(name: str, *, download: bool = False, cache: str | os.PathLike
     if missing and not download_allowed(download):
         known = all(r.size is not None for r in missing)
         amount = f"{sum(r.size or 0 for r in missing) / 1e6:,.1f} MB" if known else "size not published"
+        corrupt = [
+            r.filename
+            for r in missing
+            if (folder / r.filename).is_file() and r.sha256 is not None and sha256_file(folder / r.filename) != r.sha256
+        ]
+        state = f"has corrupt file(s) {corrupt} in the cache" if corrupt else "is not in the cache"
         raise DownloadNotAllowedError(
-            f"dataset {name!r} is not in the cache; downloading its {len(missing)} missing file(s), "
+            f"dataset {name!r} {state}; downloading its {len(missing)} missing file(s), "
             f"{amount}, {_consent_hint(folder)}"
         )
     ready: list[Path] = []

@@ -50,7 +50,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_image
 
-from reprobook._validate import check_choice
+from reprobook._validate import check_choice, check_fits_in_memory, check_int
 from reprobook.data.download import fetch_dataset
 
 PHOTOS: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "china", "flower")
@@ -195,8 +195,8 @@ def random_crops(
     """
     image_list = _as_image_list(images)
     _check_crop_fits(image_list, crop_size)
-    if num_crops < 0:
-        raise ValueError(f"num_crops must be >= 0, got {num_crops}")
+    check_int("num_crops", num_crops, 0)
+    check_fits_in_memory("num_crops", num_crops, num_crops * image_list[0].shape[0] * crop_size**2 * 4)
     generator = torch.Generator().manual_seed(seed)
     crops = [_random_crop(image_list, crop_size, generator, augment) for _ in range(num_crops)]
     if not crops:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from reprobook._validate import check_choice
+from reprobook._validate import check_choice, check_int
 from reprobook.metrics.ranking import TripleFilter
 
 DATASETS = ("nations", "umls", "kinships")
@@ -154,6 +154,10 @@ FAMILY_PATTERNS = RelationPatterns(
 )
 
 
+MAX_FAMILIES = 100_000
+"""About 3 million triples: beyond that the pure-Python generator would run for minutes (refused, not attempted)."""
+
+
 def family_graph(num_families: int = 20, seed: int = 0, held_out: float = 0.1) -> KnowledgeGraph:
     """Synthetic families of three generations, with the relation patterns of ``FAMILY_PATTERNS``.
 
@@ -166,8 +170,7 @@ def family_graph(num_families: int = 20, seed: int = 0, held_out: float = 0.1) -
     A fraction ``held_out`` of the triples goes to ``valid`` and the same to ``test``, drawn at random
     but never taking an entity's last training triple, so every entity is seen in training.
     """
-    if num_families < 1:
-        raise ValueError(f"num_families={num_families!r} is out of range; expected num_families >= 1")
+    check_int("num_families", num_families, 1, MAX_FAMILIES)
     if not 0 <= held_out < 0.5:
         raise ValueError(f"held_out={held_out!r} is out of range; expected 0 <= held_out < 0.5")
     rng = random.Random(seed)

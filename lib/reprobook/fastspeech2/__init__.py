@@ -1,42 +1,66 @@
-"""FastSpeech 2 and 2s (Ren, Hu, Tan, Qin, Zhao, Zhao and Liu, 2020; arXiv 2006.04558), and the FastSpeech baseline.
+"""Yi Ren, Chenxu Hu, Xu Tan, Tao Qin, Sheng Zhao, Zhou Zhao and Tie-Yan Liu, "FastSpeech 2: Fast and High-Quality
+End-to-End Text to Speech", ICLR 2021, https://arxiv.org/abs/2006.04558. No official code was released; where the
+paper leaves a detail open this follows the unofficial port https://github.com/ming024/FastSpeech2 (paper v1) and,
+for the CWT pitch, NATSpeech's ``fs2_orig`` (https://github.com/NATSpeech/NATSpeech, from the authors' group).
+Re-implemented for the book's FastSpeech 2 chapter, with FastSpeech 2s and the FastSpeech baseline.
 
-The surface every reprobook method shares:
+The surface every method in reprobook shares (``reprobook/METHODS.md``)::
 
-* :func:`load_data` -> :class:`TTSData` (the espeak corpus split by sentence, with pitch/energy/CWT targets);
-* :class:`FastSpeech2Config`, :class:`FastSpeech2` (:mod:`~reprobook.fastspeech2.model`): encoder, variance adaptor
+    config = FastSpeech2Config()                      # one run: FastSpeech 2 on the espeak corpus
+    data = load_data(config)                          # TTSData: train/valid/test utterances with their targets
+    fs2 = train(config, data)                         # FastSpeech2Result; fs2.history.curve("valid_mel")
+    fs = train(replace(config, model="fastspeech", pitch="none", energy=False), data)  # teacher, distillation, student
+    fs2s = train(replace(config, model="fastspeech2s"), data)  # FastSpeech 2 plus the waveform decoder
+    scores = evaluate(fs2.model, data)                # FastSpeech2Scores: MCD, pitch moments and DTW, energy MAE, ...
+
+* :class:`FastSpeech2`, :class:`FastSpeech2s` (:mod:`~reprobook.fastspeech2.model`): encoder, variance adaptor
   (:mod:`~reprobook.fastspeech2.variance`: length regulator, predictors, CWT pitch), mel decoder, losses and
-  :meth:`FastSpeech2.infer` with speed, pitch and energy controls;
-* the baseline (:mod:`~reprobook.fastspeech2.baseline`): an autoregressive :class:`TransformerTTS` teacher, duration
-  extraction from its attention, and the distilled student;
-* :mod:`~reprobook.fastspeech2.wave`: FastSpeech 2s's waveform decoder, discriminator and multi-resolution STFT loss;
-* :func:`train_fastspeech2`, :func:`train_fastspeech`, :func:`train_fastspeech2s` (:mod:`~reprobook.fastspeech2.train`);
-* :func:`evaluate` and :mod:`~reprobook.fastspeech2.evaluate` (MCD, pitch moments and DTW, energy MAE, duration
-  error, RTF), and :func:`griffin_lim` to hear mels.
+  :meth:`FastSpeech2.infer` with speed, pitch and energy controls; :mod:`~reprobook.fastspeech2.wave`: FastSpeech
+  2s's waveform decoder, discriminator and multi-resolution STFT loss;
+* :class:`TTSData` and :func:`load_data` (:mod:`~reprobook.fastspeech2.data`: the espeak corpus split by sentence,
+  with pitch/energy/CWT targets; LJSpeech with ``dataset="ljspeech"``);
+* :class:`FastSpeech2Config`, :func:`build_model`, :func:`train` -> :class:`FastSpeech2Result`
+  (:mod:`~reprobook.fastspeech2.train`);
+* :func:`evaluate` -> :class:`FastSpeech2Scores` (:mod:`~reprobook.fastspeech2.evaluate`: MCD, pitch moments and
+  DTW, energy MAE, duration error; RTF), and :func:`griffin_lim` to hear mels;
+* the baseline (:mod:`~reprobook.fastspeech2.baselines`): the autoregressive :class:`TransformerTTS` teacher,
+  duration extraction from its attention (:func:`extract_durations`, :func:`focus_rate`) and :func:`distill`.
+
+The shared Transformer blocks live in :mod:`reprobook.nn.transformer`, the fused variance adaptor kernel in
+:mod:`reprobook.kernels.length_regulator`.
 """
 
 from __future__ import annotations
 
 from reprobook.fastspeech2.audio import griffin_lim
-from reprobook.fastspeech2.baseline import TeacherConfig, TransformerTTS, extract_durations, focus_rate
-from reprobook.fastspeech2.data import Batch, TTSData, TTSItem, batches, collate, encode_text, load_data
-from reprobook.fastspeech2.evaluate import Scores, Synthesis, evaluate, real_time_factor, score, synthesize_items
-from reprobook.fastspeech2.model import FastSpeech2, FastSpeech2Config, Stats
-from reprobook.fastspeech2.train import (
+from reprobook.fastspeech2.baselines import (
     Distilled,
-    FastSpeech2s,
-    FastSpeechPipeline,
-    RunResult,
-    TrainConfig,
-    WaveConfig,
+    TeacherConfig,
+    TransformerTTS,
     distill,
-    stats_of,
-    time_to_reach,
-    train_fastspeech,
-    train_fastspeech2,
-    train_fastspeech2s,
-    train_teacher,
+    extract_durations,
+    focus_rate,
+)
+from reprobook.fastspeech2.data import (
+    Batch,
+    TTSData,
+    TTSItem,
+    batches,
+    collate,
+    encode_text,
+    load_data,
+    split_corpus,
+)
+from reprobook.fastspeech2.evaluate import (
+    FastSpeech2Scores,
+    Synthesis,
+    evaluate,
+    real_time_factor,
+    synthesize_items,
     validation_mel_l1,
 )
+from reprobook.fastspeech2.model import FastSpeech2, FastSpeech2s, Stats
+from reprobook.fastspeech2.train import FastSpeech2Config, FastSpeech2Result, build_model, train
 from reprobook.fastspeech2.variance import (
     cwt_decompose,
     cwt_reconstruct,
@@ -44,28 +68,26 @@ from reprobook.fastspeech2.variance import (
     length_regulate,
     pitch_targets,
 )
-from reprobook.nn import count_parameters
+from reprobook.fastspeech2.wave import WaveConfig
 
 __all__ = [
     "Batch",
     "Distilled",
     "FastSpeech2",
     "FastSpeech2Config",
+    "FastSpeech2Result",
+    "FastSpeech2Scores",
     "FastSpeech2s",
-    "FastSpeechPipeline",
-    "RunResult",
-    "Scores",
     "Stats",
     "Synthesis",
     "TTSData",
     "TTSItem",
     "TeacherConfig",
-    "TrainConfig",
     "TransformerTTS",
     "WaveConfig",
     "batches",
+    "build_model",
     "collate",
-    "count_parameters",
     "cwt_decompose",
     "cwt_reconstruct",
     "distill",
@@ -79,13 +101,8 @@ __all__ = [
     "load_data",
     "pitch_targets",
     "real_time_factor",
-    "score",
-    "stats_of",
+    "split_corpus",
     "synthesize_items",
-    "time_to_reach",
-    "train_fastspeech",
-    "train_fastspeech2",
-    "train_fastspeech2s",
-    "train_teacher",
+    "train",
     "validation_mel_l1",
 ]

@@ -1,9 +1,11 @@
-"""The chapter's data: the espeak corpus, split by sentence, turned into padded training batches.
+"""The chapter's data: the espeak corpus (or LJSpeech, opt-in), split by sentence, turned into padded training batches.
 
-Every :class:`~reprobook.data.speech.Example` becomes a :class:`TTSItem` with the targets FastSpeech 2 trains on
-(Sec. 2.3 of the paper): frame-level F0 with unvoiced frames interpolated, its per-utterance log-F0 mean and
-standard deviation and CWT pitch spectrogram, and the energy as ``log(1 + e)`` z-normalised with training-set
-statistics (pitfall 4 of the notes: raw pitch and energy MSEs would swamp the mel loss).
+:func:`load_data` builds the corpus a :class:`~reprobook.fastspeech2.FastSpeech2Config` names and
+:func:`split_corpus` splits it. Every :class:`~reprobook.data.speech.Example` becomes a :class:`TTSItem` with the
+targets FastSpeech 2 trains on (Sec. 2.3 of the paper): frame-level F0 with unvoiced frames interpolated, its
+per-utterance log-F0 mean and standard deviation and CWT pitch spectrogram, and the energy as ``log(1 + e)``
+z-normalised with training-set statistics (pitfall 4 of the notes: raw pitch and energy MSEs would swamp the mel
+loss).
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
-from reprobook.data.speech import Example, SpeechCorpus, build_corpus, synthesize
+from reprobook._validate import check_int
+from reprobook.data.speech import Example, SpeechCorpus, build_corpus, build_ljspeech_corpus, synthesize
 from reprobook.fastspeech2.variance import check_durations, pitch_targets
-from reprobook.profiles import pick
+
+if TYPE_CHECKING:
+    from reprobook.fastspeech2.train import FastSpeech2Config
 
 
 @dataclass(frozen=True)
@@ -80,34 +86,41 @@ def _item(e: Example, energy_mean: float, energy_std: float) -> TTSItem:
     )
 
 
-def load_data(
-    num_utterances: int | None = None,
-    num_valid: int | None = None,
-    num_test: int | None = None,
-    seed: int = 0,
-    cache_dir: str | None = None,
-    corpus: SpeechCorpus | None = None,
-) -> TTSData:
-    """Build (or load from the cache) the English espeak corpus and split it by sentence text.
+def load_data(config: FastSpeech2Config, *, cache_dir: str | None = None) -> TTSData:
+    """The run's corpus, split by sentence text (:func:`split_corpus`).
 
-    Sizes default to the profile's: smoke 60 / 8 / 8, book 400 / 24 / 40, full 3000 / 100 / 200 utterances
-    (total / valid / test). Every utterance has its own espeak rate, base pitch and intonation. ``cache_dir`` as
-    in :func:`~reprobook.data.speech.build_corpus`. ``corpus`` replaces the espeak corpus with any other
-    :class:`~reprobook.data.speech.SpeechCorpus`, e.g. LJSpeech from
-    :func:`~reprobook.data.speech.build_ljspeech_corpus` (then ``num_utterances`` is ignored).
+    ``config.dataset="espeak"`` (offline, the default): ``config.num_utterances`` template sentences synthesised
+    by espeak with the corpus seed ``config.data_seed``, each with its own rate, base pitch and intonation (the
+    profile's sizes: smoke 60 / 8 / 8, book 400 / 24 / 40, full 3000 / 100 / 200 utterances, total / valid / test).
+    ``"ljspeech"``: the first ``config.num_utterances`` LJSpeech clips, aligned with espeak
+    (:func:`~reprobook.data.speech.build_ljspeech_corpus`; the download needs ``REPROBOOK_ALLOW_DOWNLOAD=1``).
+    Either corpus is built once and cached in ``cache_dir`` (default ``$REPROBOOK_DATA``, else
+    ``~/.cache/reprobook``).
     """
-    n_valid = num_valid if num_valid is not None else pick(smoke=8, book=24, full=100)
-    n_test = num_test if num_test is not None else pick(smoke=8, book=40, full=200)
-    if corpus is None:
-        total = num_utterances or pick(smoke=60, book=400, full=3_000)
-        if n_valid < 1 or n_test < 1 or total - n_valid - n_test < 2:
-            raise ValueError(
-                f"num_utterances={total} leaves too little for training after {n_valid} + {n_test} held out"
-            )
-        corpus = build_corpus(total, voice="en", seed=seed, cache_dir=cache_dir)
-    elif n_valid < 1 or n_test < 1 or len(corpus) - n_valid - n_test < 2:
+    from reprobook.fastspeech2.train import FastSpeech2Config  # the config module imports this one
+
+    if not isinstance(config, FastSpeech2Config):
+        raise TypeError(
+            f"config must be a FastSpeech2Config, got {type(config).__name__}; sizes are config fields, e.g. "
+            "load_data(FastSpeech2Config(num_utterances=400))"
+        )
+    if config.dataset == "ljspeech":
+        corpus = build_ljspeech_corpus(config.num_utterances, cache_dir=cache_dir)
+    else:
+        corpus = build_corpus(config.num_utterances, voice="en", seed=config.data_seed, cache_dir=cache_dir)
+    return split_corpus(corpus, config.num_valid, config.num_test, config.data_seed)
+
+
+def split_corpus(corpus: SpeechCorpus, num_valid: int, num_test: int, seed: int = 0) -> TTSData:
+    """Split ``corpus`` by sentence text into test, valid and train (in that order, after a shuffle seeded with
+    ``seed``), and compute the targets with the training set's energy and log-F0 statistics."""
+    check_int("num_valid", num_valid, 1)
+    check_int("num_test", num_test, 1)
+    check_int("seed", seed)
+    if len(corpus) - num_valid - num_test < 2:
         raise ValueError(
-            f"the corpus's {len(corpus)} utterances leave too little for training after {n_valid} + {n_test}"
+            f"the corpus's {len(corpus)} utterances leave too little for training after {num_valid} + {num_test} "
+            "held out"
         )
     order = list(range(len(corpus)))
     random.Random(seed).shuffle(order)
@@ -120,7 +133,7 @@ def load_data(
     valid_ids: list[int] = []
     train_ids: list[int] = []
     for group in groups:
-        target = test_ids if len(test_ids) < n_test else valid_ids if len(valid_ids) < n_valid else train_ids
+        target = test_ids if len(test_ids) < num_test else valid_ids if len(valid_ids) < num_valid else train_ids
         target.extend(group)
     energy = torch.cat([torch.log1p(corpus[i].energy) for i in train_ids])
     lf0 = torch.cat([torch.log(corpus[i].pitch[corpus[i].pitch > 0]) for i in train_ids])

@@ -1,5 +1,8 @@
 """Measuring a TTS system against the held-out recordings, as in the paper's Tables 2-4.
 
+:func:`evaluate` has a system speak every utterance of a split (:func:`synthesize_items`) and scores it
+(:class:`FastSpeech2Scores`, one row of a side-by-side table) with
+
 * :func:`mel_cepstral_distortion` -- MCD in dB after DTW alignment: cepstra ``c_1 .. c_13`` are the cosine transform
   of the log-mel (:func:`cepstra`, an approximation of SPTK's mel-cepstra), ``MCD = (10 / ln 10) sqrt(2 sum_k
   (c_k - c^_k)^2)`` averaged over the aligned frames;
@@ -8,6 +11,8 @@
 * :func:`energy_mae` -- mean |e - e^| along the mel DTW path (Table 4);
 * :func:`duration_mae` -- mean |d - d^| in frames per phoneme;
 * :func:`real_time_factor` -- seconds of compute per second of audio.
+
+:func:`validation_mel_l1` is the validation curve of every training run.
 
 Pitch and energy are measured on audio, the way the paper does: every system's mel goes through the same
 Griffin-Lim (:func:`~reprobook.fastspeech2.audio.griffin_lim`), then the corpus's own pitch and energy extractors.
@@ -19,19 +24,26 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
+from reprobook._validate import check_choice, check_int
 from reprobook.data.speech import HOP_LENGTH, SAMPLE_RATE, frame_energy, frame_pitch, log_mel
 from reprobook.data.speech.align import cepstra, dtw_path
 from reprobook.fastspeech2.audio import griffin_lim
-from reprobook.fastspeech2.baseline import TransformerTTS
-from reprobook.fastspeech2.data import TTSItem
-from reprobook.fastspeech2.model import FastSpeech2
-from reprobook.fastspeech2.train import FastSpeech2s
+from reprobook.fastspeech2.baselines import TransformerTTS
+from reprobook.fastspeech2.data import TTSData, TTSItem, collate
+from reprobook.fastspeech2.model import FastSpeech2, FastSpeech2s
 from reprobook.fastspeech2.variance import interpolate_unvoiced
+from reprobook.nn.utils import eval_mode
+from reprobook.train import Scores
+
+SPLITS = ("train", "valid", "test")
+RECORDINGS = "recordings through Griffin-Lim"
+"""The label of ``evaluate(None, data)``: the recordings' own mels through the same vocoder (its ceiling)."""
 
 
 def mel_cepstral_distortion(mel: torch.Tensor, reference: torch.Tensor) -> tuple[float, list[tuple[int, int]]]:
@@ -85,74 +97,23 @@ def real_time_factor(synthesize: Callable[[], torch.Tensor], repeats: int = 1) -
     return best / (samples / SAMPLE_RATE)
 
 
-@dataclass
-class Scores:
-    """Averages over the test utterances (``pitch_*`` of the generated audio; ``gt_pitch_*`` of the recordings;
-    ``voiced``: the fraction of frames where the pitch tracker finds a pitch, in the generated audio)."""
-
-    mcd: float
-    pitch_std: float
-    pitch_skew: float
-    pitch_kurtosis: float
-    pitch_dtw: float
-    energy_mae: float
-    duration_mae: float
-    voiced: float
-    gt_pitch_std: float
-    gt_pitch_skew: float
-    gt_pitch_kurtosis: float
-    gt_voiced: float
-
-    @property
-    def moment_distance(self) -> float:
-        """``|std - std_gt| / std_gt + |skew - skew_gt| + |kurt - kurt_gt|``: one number for Table 3's moments."""
-        return (
-            abs(self.pitch_std - self.gt_pitch_std) / self.gt_pitch_std
-            + abs(self.pitch_skew - self.gt_pitch_skew)
-            + abs(self.pitch_kurtosis - self.gt_pitch_kurtosis)
-        )
-
-
-def score(
-    mels: Sequence[torch.Tensor],
-    waveforms: Sequence[torch.Tensor],
-    references: Sequence[torch.Tensor],
-    reference_f0: Sequence[torch.Tensor],
-    reference_energy: Sequence[torch.Tensor],
-    durations: Sequence[torch.Tensor | None] | None = None,
-    reference_durations: Sequence[torch.Tensor] | None = None,
-) -> Scores:
-    """All metrics over a test set: generated mels ``(T, 80)`` and their audio, against the reference mels,
-    the recordings' F0 and energy and (optionally) phoneme durations."""
-    if not mels or not (len(mels) == len(waveforms) == len(references) == len(reference_f0) == len(reference_energy)):
-        raise ValueError(
-            "mels, waveforms, references, reference_f0 and reference_energy must be non-empty and equally long"
-        )
-    rows, gt_rows = [], []
-    for k, (mel, wave, ref, f0_ref, e_ref) in enumerate(
-        zip(mels, waveforms, references, reference_f0, reference_energy)
-    ):
-        mcd, path = mel_cepstral_distortion(mel, ref)
-        f0 = frame_pitch(wave)
-        moments, gt = pitch_moments(f0), pitch_moments(f0_ref)
-        dur = math.nan
-        if durations is not None and reference_durations is not None and durations[k] is not None:
-            dur = duration_mae(durations[k], reference_durations[k])  # type: ignore[arg-type]
-        rows.append(
-            [
-                mcd,
-                *moments,
-                pitch_dtw_distance(f0, f0_ref),
-                energy_mae(frame_energy(wave), e_ref, path),
-                dur,
-                float((f0 > 0).float().mean()),
-            ]
-        )
-        gt_rows.append([*gt, float((f0_ref > 0).float().mean())])
-    with warnings.catch_warnings():  # an all-NaN column (no durations) averages to NaN, silently
-        warnings.simplefilter("ignore", RuntimeWarning)
-        m, g = np.nanmean(np.array(rows, dtype=float), 0), np.nanmean(np.array(gt_rows, dtype=float), 0)
-    return Scores(*(float(x) for x in m), *(float(x) for x in g))
+@torch.no_grad()
+def validation_mel_l1(model: FastSpeech2 | TransformerTTS, items: Sequence[TTSItem], batch_size: int = 32) -> float:
+    """Mel L1 against the recordings at ground-truth durations, pitch and energy predicted (FastSpeech 2 and the
+    student) or teacher-forced mel L1 (the autoregressive teacher), in eval mode (the model's mode is given back)."""
+    check_int("batch_size", batch_size, 1)
+    total, frames = 0.0, 0
+    with eval_mode(model):
+        for start in range(0, len(items), batch_size):
+            batch = collate(items[start : start + batch_size])
+            if isinstance(model, TransformerTTS):
+                mel = model(batch)[0]
+            else:
+                mel = model.infer(batch.phonemes, batch.src_lengths, durations=batch.durations)["mel"]
+            keep = torch.arange(batch.mel.shape[1])[None, :] < batch.mel_lengths[:, None]
+            total += float(((mel - batch.mel).abs().mean(-1) * keep).sum())
+            frames += int(keep.sum())
+    return total / max(frames, 1)
 
 
 @dataclass
@@ -166,9 +127,10 @@ class Synthesis:
     seconds: float
 
 
+@torch.no_grad()
 def synthesize_items(system: torch.nn.Module | None, items: Sequence[TTSItem], **controls: float) -> Synthesis:
     """Run ``system`` on every item's phonemes, one utterance at a time, free-running (predicted durations,
-    pitch and energy; ``controls`` as :meth:`FastSpeech2.infer`).
+    pitch and energy; ``controls`` as :meth:`FastSpeech2.infer`), in eval mode (its mode is given back).
 
     ``system`` is a :class:`FastSpeech2` (FastSpeech 2, an ablation or the FastSpeech student), a
     :class:`FastSpeech2s` (waveform out; its mel is re-analysed from the audio), a :class:`TransformerTTS`
@@ -176,46 +138,134 @@ def synthesize_items(system: torch.nn.Module | None, items: Sequence[TTSItem], *
     own mels (the vocoder's ceiling). Mels are heard through :func:`griffin_lim`."""
     if controls and not isinstance(system, (FastSpeech2, FastSpeech2s)):
         raise ValueError(f"controls {sorted(controls)} apply to FastSpeech 2 and 2s only, not {type(system).__name__}")
+    if system is not None and not isinstance(system, (FastSpeech2, FastSpeech2s, TransformerTTS)):
+        raise TypeError(
+            f"system must be FastSpeech2, FastSpeech2s, TransformerTTS or None, got {type(system).__name__}"
+        )
     mels, waves, durations = [], [], []
     start = time.perf_counter()
-    for item in items:
-        duration: torch.Tensor | None = None
-        if system is None:
-            mel = item.mel
-        elif isinstance(system, FastSpeech2s):
-            out = system.infer(item.phonemes, **controls)
-            wave, duration = out["waveform"][0], out["durations"][0]
-            mel = log_mel(wave).t()
-        elif isinstance(system, FastSpeech2):
-            system.eval()
-            out = system.infer(item.phonemes, **controls)  # type: ignore[arg-type]
-            mel, duration = out["mel"][0], out["durations"][0]
-        elif isinstance(system, TransformerTTS):
-            mel = system.generate(
-                item.phonemes[None], torch.tensor([item.phonemes.numel()]), torch.tensor([item.mel.shape[0]])
-            )[0][0]
-        else:
-            raise TypeError(
-                f"system must be FastSpeech2, FastSpeech2s, TransformerTTS or None, got {type(system).__name__}"
-            )
-        if not isinstance(system, FastSpeech2s):
-            wave = griffin_lim(mel)
-        mels.append(mel)
-        waves.append(wave)
-        durations.append(duration)
+    with eval_mode(*(() if system is None else (system,))):
+        for item in items:
+            duration: torch.Tensor | None = None
+            if system is None:
+                mel = item.mel
+            elif isinstance(system, FastSpeech2s):
+                out = system.infer(item.phonemes, **controls)
+                wave, duration = out["waveform"][0], out["durations"][0]
+                mel = log_mel(wave).t()
+            elif isinstance(system, FastSpeech2):
+                out = system.infer(item.phonemes, **controls)  # type: ignore[arg-type]
+                mel, duration = out["mel"][0], out["durations"][0]
+            else:
+                mel = system.generate(
+                    item.phonemes[None], torch.tensor([item.phonemes.numel()]), torch.tensor([item.mel.shape[0]])
+                )[0][0]
+            if not isinstance(system, FastSpeech2s):
+                wave = griffin_lim(mel)
+            mels.append(mel)
+            waves.append(wave)
+            durations.append(duration)
     return Synthesis(mels, waves, durations, time.perf_counter() - start)
 
 
-def evaluate(system: torch.nn.Module | None, items: Sequence[TTSItem], **controls: float) -> tuple[Scores, Synthesis]:
-    """:func:`synthesize_items`, then :func:`score` against the items' recordings."""
-    out = synthesize_items(system, items, **controls)
-    scores = score(
-        out.mels,
-        out.waveforms,
-        [i.mel for i in items],
-        [i.f0_raw for i in items],
-        [i.energy_raw for i in items],
-        out.durations,
-        [i.durations for i in items],
-    )
-    return scores, out
+@dataclass(kw_only=True)
+class FastSpeech2Scores(Scores):
+    """One system's averages over a split's utterances (``label`` names it in tables).
+
+    ``pitch_*`` and ``voiced`` (the fraction of frames where the pitch tracker finds a pitch) are measured on the
+    generated audio, ``gt_pitch_*`` and ``gt_voiced`` on the recordings; ``duration_mae`` is NaN for a system
+    without durations (the teacher, the recordings). ``synthesis`` keeps the audio and the mels (left out of the
+    repr and of comparisons)."""
+
+    mcd: float
+    pitch_std: float
+    pitch_skew: float
+    pitch_kurtosis: float
+    pitch_dtw: float
+    energy_mae: float
+    duration_mae: float
+    voiced: float
+    gt_pitch_std: float
+    gt_pitch_skew: float
+    gt_pitch_kurtosis: float
+    gt_voiced: float
+    synthesis: Synthesis = field(repr=False, compare=False)
+
+    @property
+    def moment_distance(self) -> float:
+        """``|std - std_gt| / std_gt + |skew - skew_gt| + |kurt - kurt_gt|``: one number for Table 3's moments."""
+        return (
+            abs(self.pitch_std - self.gt_pitch_std) / self.gt_pitch_std
+            + abs(self.pitch_skew - self.gt_pitch_skew)
+            + abs(self.pitch_kurtosis - self.gt_pitch_kurtosis)
+        )
+
+    def row(self) -> dict[str, Any]:
+        """One table row: method, MCD, pitch std/skewness/kurtosis and DTW distance, voiced, energy and duration MAE."""
+        return {
+            "method": self.label,
+            "MCD (dB)": self.mcd,
+            "pitch std": self.pitch_std,
+            "skewness": self.pitch_skew,
+            "kurtosis": self.pitch_kurtosis,
+            "pitch DTW (Hz)": self.pitch_dtw,
+            "voiced": self.voiced,
+            "energy MAE": self.energy_mae,
+            "duration MAE": self.duration_mae,
+        }
+
+
+def _metrics(synthesis: Synthesis, items: Sequence[TTSItem]) -> dict[str, float]:
+    """Every metric of :class:`FastSpeech2Scores`, averaged over ``items`` (NaN entries skipped)."""
+    rows, gt_rows = [], []
+    for mel, wave, duration, item in zip(synthesis.mels, synthesis.waveforms, synthesis.durations, items):
+        mcd, path = mel_cepstral_distortion(mel, item.mel)
+        f0 = frame_pitch(wave)
+        dur = math.nan if duration is None else duration_mae(duration, item.durations)
+        rows.append(
+            [
+                mcd,
+                *pitch_moments(f0),
+                pitch_dtw_distance(f0, item.f0_raw),
+                energy_mae(frame_energy(wave), item.energy_raw, path),
+                dur,
+                float((f0 > 0).float().mean()),
+            ]
+        )
+        gt_rows.append([*pitch_moments(item.f0_raw), float((item.f0_raw > 0).float().mean())])
+    with warnings.catch_warnings():  # an all-NaN column (no durations) averages to NaN, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        m, g = np.nanmean(np.array(rows, dtype=float), 0), np.nanmean(np.array(gt_rows, dtype=float), 0)
+    names = ("mcd", "pitch_std", "pitch_skew", "pitch_kurtosis", "pitch_dtw", "energy_mae", "duration_mae", "voiced")
+    gt_names = ("gt_pitch_std", "gt_pitch_skew", "gt_pitch_kurtosis", "gt_voiced")
+    return {**{n: float(x) for n, x in zip(names, m)}, **{n: float(x) for n, x in zip(gt_names, g)}}
+
+
+def _label(system: torch.nn.Module | None) -> str:
+    if system is None:
+        return RECORDINGS
+    if isinstance(system, FastSpeech2s):
+        return str(system.acoustic.config.label)
+    if isinstance(system, FastSpeech2):
+        return str(system.config.label)
+    return "autoregressive teacher"
+
+
+def evaluate(
+    model: torch.nn.Module | None, data: TTSData, split: str = "test", *, label: str | None = None
+) -> FastSpeech2Scores:
+    """Have ``model`` speak every utterance of ``data``'s ``split`` (:func:`synthesize_items`, in eval mode; the
+    model's mode is given back) and score it against the recordings.
+
+    ``model``: a :class:`FastSpeech2` (FastSpeech 2, an ablation, the FastSpeech student), a :class:`FastSpeech2s`,
+    the :class:`TransformerTTS` teacher, or None: the recordings' own mels through the same Griffin-Lim, the
+    ceiling of every audio-side measure. ``label`` names the row (default: the config's
+    :attr:`~reprobook.fastspeech2.FastSpeech2Config.label`, ``"autoregressive teacher"``, or
+    ``"recordings through Griffin-Lim"``). The audio and mels stay in the scores' ``synthesis``.
+    """
+    check_choice("split", split, SPLITS)
+    if not isinstance(data, TTSData):
+        raise TypeError(f"data must be the TTSData of load_data(config), got {type(data).__name__}")
+    items = getattr(data, split)
+    synthesis = synthesize_items(model, items)
+    return FastSpeech2Scores(label=label or _label(model), **_metrics(synthesis, items), synthesis=synthesis)

@@ -1,6 +1,6 @@
-"""FastSpeech 2 (Ren et al., 2020): encoder, variance adaptor, mel decoder, losses, controllable inference.
+"""FastSpeech 2 and 2s (Ren et al., 2020): encoder, variance adaptor, mel decoder, losses, controllable inference.
 
-``FastSpeech2(config)`` with ``config.pitch`` one of
+``FastSpeech2(config, vocab_size, stats)`` with ``config.pitch`` one of
 
 * ``"cwt"`` -- the paper's final version: the pitch predictor regresses the 10-scale CWT pitch spectrogram of the
   per-utterance z-normalised log-F0, and an MLP on the time-mean of the encoder output predicts the utterance's
@@ -14,18 +14,21 @@ Pitch and energy predictors both read the length-regulated ``H'`` (frame level, 
 embeddings of the bucketised pitch (log-spaced bins over 80-300 Hz) and energy (uniform bins) are added at
 frame level: ``H'' = H' + E_p + E_e`` (fused in :func:`reprobook.kernels.variance_regulate`). The decoder sees
 ``H'' + PE`` and a linear layer gives the 80-band log-mel. No PostNet (it is not in the paper; pitfall 10).
+
+:class:`FastSpeech2s` (Sec. 2.4) is a :class:`FastSpeech2`, whose mel decoder becomes a training-time auxiliary,
+plus the waveform decoder of :mod:`~reprobook.fastspeech2.wave`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from reprobook._validate import check_choice, check_range
+from reprobook._validate import check_int
 from reprobook.data.speech import N_MELS
 from reprobook.fastspeech2.data import Batch
 from reprobook.fastspeech2.variance import (
@@ -38,43 +41,18 @@ from reprobook.fastspeech2.variance import (
     log_bins,
     regulate_with_mel2ph,
 )
+from reprobook.fastspeech2.wave import WaveDecoder
 from reprobook.kernels import variance_regulate
 from reprobook.nn.transformer import FFTBlock, padding_mask, sinusoidal_positions
-from reprobook.profiles import pick_default
+from reprobook.nn.utils import eval_mode
+
+if TYPE_CHECKING:
+    from reprobook.fastspeech2.train import FastSpeech2Config
 
 PITCH_MODES = ("cwt", "frame", "none")
 F0_LOW, F0_HIGH = 80.0, 300.0
 """The pitch bins' span in Hz: the corpus's voices (1st to 95th percentile of voiced F0 about 100 to 180 Hz, a
 longer tail above) with room for the pitch control's x0.8 and x1.2."""
-
-
-@dataclass
-class FastSpeech2Config:
-    """Sizes of one model. The paper: d = 256, 4 + 4 FFT blocks, 2 heads, conv kernels 9/1, filter 1024, 256
-    pitch and energy bins; the ``full`` profile. ``book`` shrinks it to fit 2 CPU cores: d = 64, 2 + 2 blocks,
-    kernels 3/1, and 64 bins, since each of 256 bins' embeddings would see too few frames to learn in a few
-    hundred steps (measured: with 256 bins the Griffin-Lim audio came out far less often voiced)."""
-
-    vocab_size: int
-    d_model: int = pick_default(smoke=32, book=64, full=256)
-    num_heads: int = 2
-    encoder_layers: int = pick_default(smoke=1, book=2, full=4)
-    decoder_layers: int = pick_default(smoke=1, book=2, full=4)
-    d_ff: int = pick_default(smoke=64, book=192, full=1024)
-    kernel_sizes: tuple[int, int] = pick_default(smoke=(3, 1), book=(3, 1), full=(9, 1))
-    dropout: float = 0.1
-    predictor_filter: int = pick_default(smoke=32, book=64, full=256)
-    predictor_dropout: float = 0.5
-    num_bins: int = pick_default(smoke=64, book=64, full=256)
-    pitch_range_hz: tuple[float, float] = (F0_LOW, F0_HIGH)
-    pitch: Literal["cwt", "frame", "none"] = "cwt"
-    energy: bool = True
-    n_mels: int = N_MELS
-    max_len: int = 2048
-
-    def __post_init__(self) -> None:
-        check_choice("pitch", self.pitch, PITCH_MODES)
-        check_range("vocab_size", self.vocab_size, 2, 1_000_000)
 
 
 @dataclass
@@ -89,7 +67,12 @@ class Stats:
 
 class FastSpeech2(nn.Module):
     """``forward(batch) -> dict`` of predictions with ground-truth variances (training, Sec. 2.2);
-    :meth:`infer` predicts everything from phonemes, with speed/pitch/energy controls (Sec. 2.3)."""
+    :meth:`infer` predicts everything from phonemes, with speed/pitch/energy controls (Sec. 2.3).
+
+    ``config``: the sizes and switches of a :class:`~reprobook.fastspeech2.FastSpeech2Config` (``d_model``, the
+    layers, ``pitch``, ``energy``, ...); ``vocab_size``: phoneme ids ``0 .. vocab_size - 1`` (0 = padding);
+    ``stats``: the training set's statistics. :func:`~reprobook.fastspeech2.build_model` makes one for the data.
+    """
 
     positions: torch.Tensor
     pitch_bins: torch.Tensor
@@ -98,16 +81,17 @@ class FastSpeech2(nn.Module):
     energy_table_off: torch.Tensor
     stats_buffer: torch.Tensor
 
-    def __init__(self, config: FastSpeech2Config, stats: Stats) -> None:
+    def __init__(self, config: FastSpeech2Config, vocab_size: int, stats: Stats) -> None:
         super().__init__()
+        check_int("vocab_size", vocab_size, 2)
         c = self.config = config
         d = c.d_model
-        self.embed = nn.Embedding(c.vocab_size, d, padding_idx=0)
+        self.embed = nn.Embedding(vocab_size, d, padding_idx=0)
         self.register_buffer("positions", sinusoidal_positions(c.max_len, d), persistent=False)
         block = lambda: FFTBlock(d, c.num_heads, c.d_ff, c.kernel_sizes, c.dropout)  # noqa: E731
         self.encoder = nn.ModuleList(block() for _ in range(c.encoder_layers))
         self.decoder = nn.ModuleList(block() for _ in range(c.decoder_layers))
-        self.mel_out = nn.Linear(d, c.n_mels)
+        self.mel_out = nn.Linear(d, N_MELS)
         self.duration_predictor = VariancePredictor(d, c.predictor_filter, 1, dropout=c.predictor_dropout)
         pitch_dim = NUM_SCALES if c.pitch == "cwt" else 1
         self.pitch_predictor = (
@@ -144,7 +128,7 @@ class FastSpeech2(nn.Module):
         return x, padding
 
     def decode(self, h2: torch.Tensor, frame_padding: torch.Tensor) -> torch.Tensor:
-        """``Y = Linear(Dec(H'' + PE))``: ``(B, T, d) -> (B, T, n_mels)``."""
+        """``Y = Linear(Dec(H'' + PE))``: ``(B, T, d) -> (B, T, 80)``."""
         if h2.shape[1] > self.config.max_len:
             raise ValueError(f"{h2.shape[1]} frames exceed max_len={self.config.max_len}")
         y = h2 + self.positions[: h2.shape[1]] * (~frame_padding)[..., None]
@@ -251,7 +235,8 @@ class FastSpeech2(nn.Module):
         ``speed = 1.25`` gives 20 % shorter speech), ``pitch`` multiplies the predicted F0 and ``energy`` the
         predicted (linear) energy, each before bucketing. ``energy`` reads the energy control: ming024's version
         passes the pitch control there (issue 117 of the notes' pitfall 3). ``durations`` forces durations (oracle).
-        ``decode_mel=False`` skips the mel decoder (FastSpeech 2s needs only ``hidden``).
+        ``decode_mel=False`` skips the mel decoder (FastSpeech 2s needs only ``hidden``). Runs in eval mode
+        (no dropout) and gives the model back in the mode it was in.
         """
         for name, value in (("speed", speed), ("pitch", pitch), ("energy", energy)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -260,38 +245,59 @@ class FastSpeech2(nn.Module):
             phonemes = phonemes[None]
         if src_lengths is None:
             src_lengths = (phonemes != 0).sum(1)
-        h, src_padding = self.encode(phonemes, src_lengths)
-        if durations is None:
-            log_d = self.duration_predictor(h, src_padding).squeeze(-1)
-            durations = torch.clamp(torch.round((torch.exp(log_d) - 1.0) / speed), min=0).long()
-            durations = durations.masked_fill(src_padding, 0)
-            empty = durations.sum(1) == 0  # all-zero durations would give no frame at all (pitfall 8)
-            if bool(empty.any()):
-                durations[empty, 0] = 1
-        else:
-            durations = check_durations(durations, phonemes.shape[1]).to(phonemes.device)
-        mel2ph = durations_to_mel2ph(durations)
-        frame_padding = mel2ph == 0
-        hp = regulate_with_mel2ph(h, mel2ph)
-        pred = self._predict_variances(h, src_padding, hp, frame_padding)
-        s = self.stats_buffer
-        if self.config.pitch != "none":
-            f0 = self.pitch_from_prediction(pred, frame_padding) * pitch
-        else:
-            f0 = torch.zeros(mel2ph.shape, device=h.device)
-        if self.config.energy:
-            linear = torch.expm1(pred["energy"] * s[3] + s[2]).clamp(min=0) * energy
-            e = (torch.log1p(linear) - s[2]) / s[3]
-        else:
-            e = torch.zeros(mel2ph.shape, device=h.device)
-        h2 = self._embed_variances(h, mel2ph, f0, e)
-        mel = self.decode(h2, frame_padding) if decode_mel else h2.new_zeros(*h2.shape[:2], self.config.n_mels)
-        return {
-            "mel": mel,
-            "mel_lengths": (~frame_padding).sum(1),
-            "durations": durations,
-            "f0": f0,
-            "energy": e,
-            "hidden": h2,
-            "frame_padding": frame_padding,
-        }
+        with eval_mode(self):
+            h, src_padding = self.encode(phonemes, src_lengths)
+            if durations is None:
+                log_d = self.duration_predictor(h, src_padding).squeeze(-1)
+                durations = torch.clamp(torch.round((torch.exp(log_d) - 1.0) / speed), min=0).long()
+                durations = durations.masked_fill(src_padding, 0)
+                empty = durations.sum(1) == 0  # all-zero durations would give no frame at all (pitfall 8)
+                if bool(empty.any()):
+                    durations[empty, 0] = 1
+            else:
+                durations = check_durations(durations, phonemes.shape[1]).to(phonemes.device)
+            mel2ph = durations_to_mel2ph(durations)
+            frame_padding = mel2ph == 0
+            hp = regulate_with_mel2ph(h, mel2ph)
+            pred = self._predict_variances(h, src_padding, hp, frame_padding)
+            s = self.stats_buffer
+            if self.config.pitch != "none":
+                f0 = self.pitch_from_prediction(pred, frame_padding) * pitch
+            else:
+                f0 = torch.zeros(mel2ph.shape, device=h.device)
+            if self.config.energy:
+                linear = torch.expm1(pred["energy"] * s[3] + s[2]).clamp(min=0) * energy
+                e = (torch.log1p(linear) - s[2]) / s[3]
+            else:
+                e = torch.zeros(mel2ph.shape, device=h.device)
+            h2 = self._embed_variances(h, mel2ph, f0, e)
+            mel = self.decode(h2, frame_padding) if decode_mel else h2.new_zeros(*h2.shape[:2], N_MELS)
+            return {
+                "mel": mel,
+                "mel_lengths": (~frame_padding).sum(1),
+                "durations": durations,
+                "f0": f0,
+                "energy": e,
+                "hidden": h2,
+                "frame_padding": frame_padding,
+            }
+
+
+class FastSpeech2s(nn.Module):
+    """FastSpeech 2 (whose mel decoder is the training-time auxiliary) plus a waveform decoder (Sec. 2.4)."""
+
+    def __init__(self, acoustic: FastSpeech2, wave: WaveDecoder) -> None:
+        super().__init__()
+        self.acoustic, self.wave = acoustic, wave
+
+    @torch.no_grad()
+    def infer(self, phonemes: torch.Tensor, **controls: float) -> dict[str, torch.Tensor]:
+        """:meth:`FastSpeech2.infer` without the mel decoder, plus ``waveform (B, T * 256)``; in eval mode."""
+        with eval_mode(self):
+            out = self.acoustic.infer(phonemes, decode_mel=False, **controls)  # type: ignore[arg-type]
+            out["waveform"] = self.wave(out["hidden"])
+        return out
+
+    def synthesize(self, phonemes: torch.Tensor, **controls: float) -> torch.Tensor:
+        """Phonemes ``(N,)`` -> waveform ``(L,)``; the mel decoder is not run."""
+        return self.infer(phonemes, **controls)["waveform"][0]

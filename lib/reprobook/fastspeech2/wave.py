@@ -10,20 +10,48 @@
 
 The paper trains the waveform decoder on random slices of the adaptor output (the full utterance does not fit in
 memory next to the discriminator) while the mel decoder keeps training on the whole sequence as an auxiliary task,
-and drops the mel decoder at inference.
+and drops the mel decoder at inference. :class:`WaveConfig` holds the sizes and the recipe of that joint training
+(``FastSpeech2Config(model="fastspeech2s").wave``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reprobook._validate import check_float, check_int
 from reprobook.data.speech import HOP_LENGTH
+from reprobook.profiles import pick_default
 
 UPSAMPLE = (8, 8, 4)
 RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (256, 64, 256))
 """``(n_fft, hop, win)`` of the multi-resolution STFT loss."""
+
+
+@dataclass
+class WaveConfig:
+    """FastSpeech 2s's waveform side: ``num_steps`` of joint training at learning rate ``lr``, on slices of
+    ``slice_frames`` frames, the LSGAN loss (weight ``adversarial_weight``) switched on after ``gan_start`` steps;
+    a :class:`WaveDecoder` of ``channels`` channels and ``num_layers`` gated layers. Warm-up, batch size, gradient
+    clipping and seed are the run's (:class:`~reprobook.fastspeech2.FastSpeech2Config`)."""
+
+    num_steps: int = pick_default(smoke=6, book=60, full=50_000)
+    slice_frames: int = 16
+    gan_start: int = pick_default(smoke=3, book=30, full=10_000)
+    adversarial_weight: float = 4.0
+    lr: float = 2e-3
+    channels: int = 32
+    num_layers: int = 6
+
+    def __post_init__(self) -> None:
+        for name in ("num_steps", "slice_frames", "channels", "num_layers"):
+            check_int(f"wave.{name}", getattr(self, name), 1)
+        check_int("wave.gan_start", self.gan_start)
+        check_float("wave.adversarial_weight", self.adversarial_weight, 0)
+        check_float("wave.lr", self.lr, 0, open_low=True)
 
 
 class _GatedResidual(nn.Module):

@@ -1,41 +1,53 @@
-"""Invertible Image Rescaling (IRN; Xiao et al., ECCV 2020), re-implemented for the book's IRN chapter.
+"""Mingqing Xiao, Shuxin Zheng, Chang Liu, Yaolong Wang, Di He, Guolin Ke, Jiang Bian, Zhouchen Lin and Tie-Yan Liu,
+"Invertible Image Rescaling", ECCV 2020, https://arxiv.org/abs/2005.05650; official code:
+https://github.com/pkuxmq/Invertible-Image-Rescaling (branch ``ECCV``). Re-implemented for the book's IRN chapter.
 
-The surface every method in reprobook shares:
+The surface every method in reprobook shares (``reprobook/METHODS.md``)::
 
-* :class:`IRNConfig` -- sizes and hyperparameters, picked per profile;
+    config = IRNConfig()                              # one run: IRN x2 on the book's photos
+    data = load_data(config)                          # IRNData: training photos, validation crops, test photos
+    result = train(config, data)                      # IRNResult; result.history.curve("val_psnr")
+    sr = train(replace(config, model="sr"), data)     # the same-size SR CNN, same recipe
+    scores = evaluate(result.model, data)             # IRNScores: HR PSNR/SSIM on Y over z draws, LR PSNR
+
 * :class:`IRN` -- the model: ``forward``/``inverse``, ``downscale(x)``, ``upscale(y, z=None, temperature=1)``;
-* :func:`train` -> :class:`TrainResult` (model, history, validation curve, metrics);
-* :func:`evaluate` -> :class:`Evaluation` (HR PSNR/SSIM on Y over several z draws, LR PSNR).
+  :func:`irn_losses`, :func:`quantize` and the bicubic helpers (:mod:`~reprobook.irn.model`);
+* :class:`IRNData` and :func:`load_data` (:mod:`~reprobook.irn.data`);
+* :class:`IRNConfig`, :func:`build_model`, :func:`train` -> :class:`IRNResult` (:mod:`~reprobook.irn.train`);
+* :func:`evaluate` -> :class:`IRNScores` and :func:`validation_psnr` (:mod:`~reprobook.irn.evaluate`);
+* baselines with the same ``downscale``/``upscale`` surface: :class:`Bicubic` and :class:`SRNet`
+  (``IRNConfig(model="sr")``: IRN's parameter count and budget).
 
-Baselines with the same ``downscale``/``upscale`` surface: :class:`Bicubic` and :class:`SRNet`
-(trained by :func:`train_sr` with IRN's parameter count and budget). Building blocks (Haar transform,
-coupling) live in :mod:`reprobook.nn.invertible`, the fused coupling kernel in :mod:`reprobook.kernels.coupling`.
+Building blocks (Haar transform, coupling) live in :mod:`reprobook.nn.invertible`, the fused coupling kernel in
+:mod:`reprobook.kernels.coupling`.
 """
 
 from __future__ import annotations
 
-from reprobook.irn.baselines import Bicubic, SRNet, num_params
-from reprobook.irn.evaluation import Evaluation, Rescaler, evaluate
+from reprobook.irn.baselines import Bicubic, SRNet
+from reprobook.irn.data import IRNData, load_data
+from reprobook.irn.evaluate import IRNScores, Rescaler, evaluate, validation_psnr
 from reprobook.irn.model import IRN, SCALES, bicubic_downscale, bicubic_upscale, irn_losses, quantize
-from reprobook.irn.training import DEFAULT_LAMBDA_FIT, IRNConfig, TrainResult, train, train_sr, validation_psnr
+from reprobook.irn.train import DEFAULT_LAMBDA_FIT, IRNConfig, IRNResult, build_model, train
 
 __all__ = [
     "DEFAULT_LAMBDA_FIT",
     "IRN",
     "SCALES",
     "Bicubic",
-    "Evaluation",
     "IRNConfig",
+    "IRNData",
+    "IRNResult",
+    "IRNScores",
     "Rescaler",
     "SRNet",
-    "TrainResult",
     "bicubic_downscale",
     "bicubic_upscale",
+    "build_model",
     "evaluate",
     "irn_losses",
-    "num_params",
+    "load_data",
     "quantize",
     "train",
-    "train_sr",
     "validation_psnr",
 ]

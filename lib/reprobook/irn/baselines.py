@@ -4,7 +4,7 @@
 * :class:`SRNet`: antialiased bicubic down, 8-bit LR, then a small learned super-resolution CNN up (EDSR-style
   residual blocks at low resolution, a pixel shuffle, and a skip from the bicubic upscale).
   :meth:`SRNet.matching` sizes it to a given parameter count, so it can be trained with the same
-  parameters and budget as the IRN it is compared with (:func:`reprobook.irn.train_sr`).
+  parameters and budget as the IRN it is compared with (``reprobook.irn.train`` with ``IRNConfig(model="sr")``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import math
 
 from torch import Tensor, nn
 
-from reprobook._validate import check_choice
-from reprobook.irn.model import SCALES, bicubic_downscale, bicubic_upscale, check_image_batch, quantize
+from reprobook._validate import check_choice, check_image_batch, check_int
+from reprobook.irn.model import SCALES, bicubic_downscale, bicubic_upscale, quantize
 
 
 class Bicubic:
@@ -27,7 +27,7 @@ class Bicubic:
 
     def downscale(self, x: Tensor) -> Tensor:
         """``(B, 3, H, W) -> (B, 3, H/s, W/s)``, quantised to 8 bits."""
-        check_image_batch("x", x, self.scale)
+        check_image_batch("x", x, channels=3, multiple=self.scale)
         return quantize(bicubic_downscale(x, self.scale))
 
     def upscale(self, y: Tensor) -> Tensor:
@@ -52,7 +52,7 @@ class SRNet(nn.Module):
     ``head``: conv 3 -> ``width``; ``body``: ``num_blocks`` residual blocks (conv-ReLU-conv) at low
     resolution; ``tail``: conv ``width`` -> ``3 s^2`` and a pixel shuffle to ``(B, 3, s h, s w)``. The tail
     starts at zero, so a fresh net is exactly the bicubic baseline (as a fresh IRN is exactly the Haar
-    transform). Trained with an L1 loss on the HR image (:func:`reprobook.irn.train_sr`).
+    transform). Trained with an L1 loss on the HR image (``reprobook.irn.train`` with ``IRNConfig(model="sr")``).
     """
 
     stochastic = False
@@ -60,8 +60,8 @@ class SRNet(nn.Module):
     def __init__(self, scale: int = 2, width: int = 48, num_blocks: int = 4) -> None:
         super().__init__()
         self.scale = check_choice("scale", scale, SCALES)
-        if not isinstance(width, int) or width < 1 or not isinstance(num_blocks, int) or num_blocks < 0:
-            raise ValueError(f"width must be >= 1 and num_blocks >= 0 (integers), got {width!r}, {num_blocks!r}")
+        check_int("width", width, 1)
+        check_int("num_blocks", num_blocks, 0)
         self.head = nn.Conv2d(3, width, 3, padding=1)
         self.body = nn.Sequential(*(_ResBlock(width) for _ in range(num_blocks)))
         to_pixels = nn.Conv2d(width, 3 * scale**2, 3, padding=1)
@@ -90,24 +90,17 @@ class SRNet(nn.Module):
 
     def forward(self, y: Tensor) -> Tensor:
         """``(B, 3, h, w) -> (B, 3, s h, s w)``: the super-resolved image (unclamped)."""
-        if not isinstance(y, Tensor) or y.ndim != 4 or y.shape[1] != 3:
-            shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
-            raise ValueError(f"y must be an LR batch of shape (B, 3, h, w), got {shape}")
+        check_image_batch("y", y, channels=3)
         features = self.head(y)
         out: Tensor = bicubic_upscale(y, self.scale) + self.tail(self.body(features) + features)
         return out
 
     def downscale(self, x: Tensor) -> Tensor:
         """The fixed downscaler: antialiased bicubic, quantised to 8 bits."""
-        check_image_batch("x", x, self.scale)
+        check_image_batch("x", x, channels=3, multiple=self.scale)
         return quantize(bicubic_downscale(x, self.scale))
 
     def upscale(self, y: Tensor) -> Tensor:
         """The learned upscaler, ``self(y)``."""
         out: Tensor = self(y)
         return out
-
-
-def num_params(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -23,26 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from reprobook._validate import check_choice
-from reprobook.nn.invertible import InvertibleSequential, dense_subnet, haar_coupling_stack
+from reprobook._validate import check_choice, check_image_batch
+from reprobook.nn.invertible import OFFICIAL_INIT_SCALE, InvertibleSequential, dense_subnet, haar_coupling_stack
 
 SCALES = (2, 4)
 """Rescaling factors IRN supports here: one Haar level per factor of 2."""
 
 CHARBONNIER_EPS = 1e-6
-
-
-def check_image_batch(argument: str, x: Tensor, scale: int) -> None:
-    """Raise ``ValueError`` unless ``x`` is ``(B, 3, H, W)`` with ``H`` and ``W`` divisible by ``scale``."""
-    if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != 3:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{argument} must be an RGB batch of shape (B, 3, H, W), got {shape}")
-    height, width = x.shape[-2:]
-    if height % scale or width % scale:
-        raise ValueError(
-            f"{argument} has H, W = {height}, {width}, not divisible by scale={scale}; "
-            f"crop it first, e.g. reprobook.data.images.crop_to_multiple(image, {scale})"
-        )
 
 
 def quantize(y: Tensor) -> Tensor:
@@ -74,7 +61,8 @@ class IRN(nn.Module):
     Each InvBlock couples the first 3 channels (the LR branch) with the rest, using three
     :class:`~reprobook.nn.invertible.DenseSubnet` of ``depth`` convs and growth ``growth`` (5 and 32 in the
     official code: 1.66 M parameters at x2, 4.35 M at x4, with 8 blocks per level). ``clamp`` bounds each
-    block's log-scale (1 in the paper). The defaults are the official architecture.
+    block's log-scale (1 in the paper). ``init_scale`` multiplies the Xavier-normal initialisation of the
+    subnets' hidden convs (0.1 in the official code). The defaults are the official architecture.
 
     Shapes: ``forward(x)``: ``(B, 3, H, W) -> (B, 3 s^2, H/s, W/s)``; ``inverse`` the reverse map.
     """
@@ -82,7 +70,13 @@ class IRN(nn.Module):
     stochastic = True
 
     def __init__(
-        self, scale: int = 2, blocks_per_level: int = 8, growth: int = 32, depth: int = 5, clamp: float = 1.0
+        self,
+        scale: int = 2,
+        blocks_per_level: int = 8,
+        growth: int = 32,
+        depth: int = 5,
+        clamp: float = 1.0,
+        init_scale: float = OFFICIAL_INIT_SCALE,
     ) -> None:
         super().__init__()
         check_choice("scale", scale, SCALES)
@@ -92,7 +86,7 @@ class IRN(nn.Module):
             levels=int(math.log2(scale)),
             blocks=blocks_per_level,
             split=3,
-            subnet=dense_subnet(growth, depth),
+            subnet=dense_subnet(growth, depth, init_scale),
             clamp=clamp,
         )
 
@@ -103,15 +97,13 @@ class IRN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``f(x)``: ``(B, 3, H, W) -> (B, 3 s^2, H/s, W/s)``; channels ``[:3]`` are ``y``, ``[3:]`` are ``z``."""
-        check_image_batch("x", x, self.scale)
+        check_image_batch("x", x, channels=3, multiple=self.scale)
         out: Tensor = self.net(x)
         return out
 
     def inverse(self, yz: Tensor) -> Tensor:
         """``f^-1``: ``(B, 3 s^2, h, w) -> (B, 3, s h, s w)``; exact inverse of :meth:`forward`."""
-        if not isinstance(yz, Tensor) or yz.ndim != 4 or yz.shape[1] != 3 * self.scale**2:
-            shape = tuple(yz.shape) if isinstance(yz, Tensor) else type(yz).__name__
-            raise ValueError(f"yz must have shape (B, {3 * self.scale**2}, h, w) at scale {self.scale}, got {shape}")
+        check_image_batch("yz", yz, channels=3 * self.scale**2)
         out: Tensor = self.net(yz, reverse=True)
         return out
 
@@ -134,9 +126,7 @@ class IRN(nn.Module):
         ``z = 0``). Only LR images made by :meth:`downscale` make sense here: IRN is not a super-resolution
         model, and a bicubic LR image decodes badly.
         """
-        if not isinstance(y, Tensor) or y.ndim != 4 or y.shape[1] != 3:
-            shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
-            raise ValueError(f"y must be an LR batch of shape (B, 3, h, w), got {shape}")
+        check_image_batch("y", y, channels=3)
         if z is None:
             z = self.sample_z(y, temperature, generator)
         elif z.shape != (y.shape[0], self.z_channels, *y.shape[-2:]):

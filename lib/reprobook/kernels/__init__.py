@@ -14,7 +14,6 @@ from reprobook.kernels._triton import triton_available
 from reprobook.kernels.branch_attention import branch_attention, branch_attention_reference, branch_attention_triton
 from reprobook.kernels.coupling import affine_coupling, affine_coupling_reference, affine_coupling_triton
 from reprobook.kernels.kg_rank import (
-    filter_bitmask,
     kg_rank_counts,
     kg_rank_counts_reference,
     kg_rank_counts_triton,
@@ -41,7 +40,6 @@ __all__ = [
     "branch_attention_reference",
     "branch_attention_triton",
     "choose_backend",
-    "filter_bitmask",
     "get",
     "kg_rank_counts",
     "kg_rank_counts_reference",

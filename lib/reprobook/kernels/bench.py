@@ -13,6 +13,7 @@ overhead included. Without a CUDA GPU it prints one line saying so and exits 0.
 from __future__ import annotations
 
 import argparse
+import functools
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -42,9 +43,9 @@ def bench_kernel(spec: KernelSpec, dtype: torch.dtype, eager: bool = False) -> I
     for size in spec.sizes:
         inputs = spec.make_inputs(size, torch.device("cuda"), dtype)
         implementations: list[Callable[[], Any]] = [
-            lambda inputs=inputs: spec(*inputs, backend="triton"),
-            lambda inputs=inputs: spec(*inputs, backend="reference"),
-            lambda inputs=inputs: compiled(*inputs),
+            functools.partial(spec, *inputs, backend="triton"),
+            functools.partial(spec, *inputs, backend="reference"),
+            functools.partial(compiled, *inputs),
         ]
         with torch.no_grad():
             triton_out, ref_out, _ = (run() for run in implementations)  # the compiled one compiles here

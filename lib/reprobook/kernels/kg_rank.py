@@ -1,33 +1,30 @@
-"""Fused 1-vs-all SEEK scoring with filtered rank counting, never storing the ``(B, E)`` score matrix.
+"""Fused 1-vs-all bilinear scoring with filtered rank counting, never storing the ``(B, E)`` score matrix.
 
-For each query triple ``b`` of a batch, with ``side="tail"`` (the question ``(h, r, ?)``)::
+A bilinear link-prediction model (DistMult, ComplEx, SEEK, ...) is linear in the answer's embedding: for
+each query there is one vector ``q_b`` with ``score(b, e) = <q_b, E_e>`` for every entity ``e``. The
+caller builds ``q`` (its model's query vector; the kernel knows no model) and names the gold entity of
+each query. For each query ``b``::
 
-    q_b = seek_query(h_b, r_b)                     # d-vector, k segment products (the prologue)
     score_be = <q_b, E_e>  for every entity e      # one row of q @ E.T, a tile at a time
-    higher_b = #{e : e not filtered, e != t_b, score_be > score_bt}
-    ties_b   = #{e : e not filtered, e != t_b, score_be == score_bt}
+    higher_b = #{e : e not filtered, e != gold_b, score_be > score_b,gold_b}
+    ties_b   = #{e : e not filtered, e != gold_b, score_be == score_b,gold_b}
 
-and symmetrically for ``side="head"`` (``(?, r, t)``, the gold is ``h_b``). The realistic rank of
-:func:`reprobook.metrics.realistic_ranks` is then ``higher + 1 + ties / 2`` (the optimistic rank is
-``higher + 1``, the pessimistic one ``higher + ties + 1``). A NaN score, the gold's or a candidate's,
-counts the candidate as *higher*: a diverged model gets the worst rank, never the best.
+The realistic rank of :func:`reprobook.metrics.realistic_ranks` is then ``higher + 1 + ties / 2`` (the
+optimistic rank is ``higher + 1``, the pessimistic one ``higher + ties + 1``). A NaN score, the gold's or
+a candidate's, counts the candidate as *higher*: a diverged model gets the worst rank, never the best.
 
 **The filter** is a bitmask: ``filter_bits`` is int32 ``(B, ceil(E / 32))``, bit ``e % 32`` of word
-``e // 32`` of row ``b`` set when entity ``e`` is another known answer of query ``b`` (left out of
-the counts). It costs ``E / 8`` bytes a query, 32 times less than one float32 score row;
-:func:`filter_bitmask` builds it from a :class:`~reprobook.metrics.TripleFilter` without a dense mask.
-The gold entity is never counted, whatever its bit says.
+``e // 32`` of row ``b`` set when entity ``e`` is another known answer of query ``b`` (left out of the
+counts). It costs ``E / 8`` bytes a query, 32 times less than one float32 score row;
+:func:`pack_bitmask` builds it from a bool mask, :func:`reprobook.metrics.filter_bitmask` from the known
+triples without a dense mask. The gold entity is never counted, whatever its bit says.
 
-**The Triton kernel.** One program takes ``BLOCK_B`` queries. Its prologue gathers the ``k``
-relation segments and the matching head (or tail) segments and builds ``q`` in registers: for
-output column ``j`` of segment ``z = j // s`` and relation segment ``x``, the index rule gives the
-head segment ``y = z`` (``x`` even) or ``(z - x) mod k`` (``x`` odd) and the sign rule its sign, so
-the ``k^2`` segment products become ``k`` gathered multiply-adds of a ``(BLOCK_B, d)`` tile. The gold
-scores come from ``tl.dot`` like every other score, so an entity tied with the gold compares equal
-when the arithmetic is exact. Then the program walks over the entities ``BLOCK_N`` at a time:
-``tl.dot`` of ``q`` with a tile of ``E``, a test against the gold score and the bitmask, and two
-running counts. Memory is ``O(B)`` instead of ``O(B E)``. Float32 only, with IEEE float32 products
-(no TF32, which would blur near-ties).
+**The Triton kernel.** One program takes ``BLOCK_B`` query vectors. It scores their gold entities with
+``tl.dot`` like every other score (the diagonal of ``q @ E[gold].T``), so an entity tied with the gold
+compares equal when the arithmetic is exact. Then it walks over the entities ``BLOCK_N`` at a time:
+``tl.dot`` of ``q`` with a tile of ``E``, a test against the gold score and the bitmask, and two running
+counts. Memory is ``O(B)`` instead of ``O(B E)``. Float32 only, with IEEE float32 products (no TF32,
+which would blur near-ties).
 
 The PyTorch reference :func:`kg_rank_counts_reference` materialises ``q @ E.T`` and gives the same
 counts; it is what runs on CPU (and in CI).
@@ -35,18 +32,14 @@ counts; it is what runs on CPU (and in CI).
 
 from __future__ import annotations
 
-import weakref
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from reprobook._validate import check_choice
+from reprobook._validate import describe
 from reprobook.kernels._triton import jit, tl, triton
 from reprobook.kernels.registry import KernelSpec, register
-from reprobook.metrics.ranking import TripleFilter
-from reprobook.seek.scoring import check_segments, seek_query
 
-SIDES = ("head", "tail")
 WORD_BITS = 32
 
 
@@ -56,13 +49,14 @@ WORD_BITS = 32
 def pack_bitmask(mask: torch.Tensor) -> torch.Tensor:
     """A bool ``(B, E)`` mask as int32 words ``(B, ceil(E / 32))``: bit ``e % 32`` of word ``e // 32``."""
     if mask.dtype != torch.bool or mask.ndim != 2:
-        raise ValueError(f"mask must be a bool tensor (B, E), got {mask.dtype} {tuple(mask.shape)}")
+        raise ValueError(f"mask must be a bool tensor (B, E), got {describe(mask)}")
     B, E = mask.shape
     words = -(-E // WORD_BITS)
     padded = torch.zeros(B, words * WORD_BITS, dtype=torch.int64, device=mask.device)
     padded[:, :E] = mask.long()
     weights = torch.tensor([1 << i for i in range(WORD_BITS)], dtype=torch.int64, device=mask.device)
-    return _to_int32((padded.view(B, words, WORD_BITS) * weights).sum(-1))
+    packed = (padded.view(B, words, WORD_BITS) * weights).sum(-1)  # in [0, 2^32)
+    return torch.where(packed >= 2**31, packed - 2**32, packed).to(torch.int32)  # the int32 with the same bits
 
 
 def unpack_bitmask(bits: torch.Tensor, num_entities: int) -> torch.Tensor:
@@ -73,106 +67,39 @@ def unpack_bitmask(bits: torch.Tensor, num_entities: int) -> torch.Tensor:
     return unpacked.flatten(1)[:, :num_entities].bool()
 
 
-def _to_int32(words: torch.Tensor) -> torch.Tensor:
-    """int64 words in ``[0, 2^32)`` -> the int32 with the same bits."""
-    return torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)
-
-
-def filter_bitmask(known: TripleFilter, triples: torch.Tensor, side: Literal["head", "tail"] = "tail") -> torch.Tensor:
-    """The filter of the queries of ``triples`` ``(B, 3)``: int32 ``(B, ceil(E / 32))``, on CPU.
-
-    Bits are set at every known answer of ``(h, r, ?)`` (``side="tail"``) or ``(?, r, t)``
-    other than the triple's own; no ``(B, E)`` tensor is built. The packed answers of every query
-    of ``known`` are computed once per filter and side, then gathered.
-    """
-    check_choice("side", side, SIDES)
-    if triples.ndim != 2 or triples.shape[1] != 3 or triples.dtype != torch.long:
-        raise ValueError(f"triples must be a long tensor (B, 3), got {triples.dtype} {tuple(triples.shape)}")
-    index, packed = _packed_answers(known, side)
-    triples = triples.cpu()
-    h, r, t = triples.unbind(1)
-    keys = zip(h.tolist(), r.tolist()) if side == "tail" else zip(r.tolist(), t.tolist())
-    rows = torch.tensor([index.get(key, 0) for key in keys], dtype=torch.long)  # row 0 of packed: no answer
-    words = packed[rows]  # (B, W) int64
-    gold = t if side == "tail" else h  # the triple's own answer is not filtered
-    if len(gold):
-        column = (gold // WORD_BITS)[:, None]
-        own = (torch.ones_like(gold) << (gold % WORD_BITS))[:, None]
-        words.scatter_(1, column, words.gather(1, column) & ~own)
-    return _to_int32(words)
-
-
-_PACKED: dict[tuple[int, str], tuple[weakref.ref[TripleFilter], dict[tuple[int, int], int], torch.Tensor]] = {}
-
-
-def _packed_answers(known: TripleFilter, side: str) -> tuple[dict[tuple[int, int], int], torch.Tensor]:
-    """``(key -> row, packed)``: the answers of every query key of ``known`` as int64 words ``(1 + K, W)``."""
-    cached = _PACKED.get((id(known), side))
-    if cached is not None and cached[0]() is known:
-        return cached[1], cached[2]
-    answers = known.tails if side == "tail" else known.heads
-    E, W = known.num_entities, -(-known.num_entities // WORD_BITS)
-    index = {key: row for row, key in enumerate(answers, start=1)}
-    packed = torch.zeros((1 + len(answers)) * W, dtype=torch.int64)
-    if answers:
-        lengths = torch.tensor([len(v) for v in answers.values()])
-        cols = torch.cat(list(answers.values())).long()
-        rows = torch.repeat_interleave(torch.arange(1, 1 + len(answers)), lengths)
-        packed.index_add_(0, rows * W + cols // WORD_BITS, torch.ones_like(cols) << (cols % WORD_BITS))  # distinct bits
-    if E and answers and int(torch.cat(list(answers.values())).max()) >= E:
-        raise ValueError(f"the filter holds an entity id >= num_entities = {E}")
-    for stale in [k for k, v in _PACKED.items() if v[0]() is None]:
-        del _PACKED[stale]
-    _PACKED[id(known), side] = (weakref.ref(known), index, packed.view(-1, W))
-    return index, packed.view(-1, W)
-
-
 # -------------------------------------------------------------------------------------------- checks
 
 
 def _check_bits(bits: torch.Tensor, num_entities: int, batch: int | None = None) -> None:
     words = -(-num_entities // WORD_BITS)
     if not isinstance(bits, torch.Tensor) or bits.dtype != torch.int32 or bits.ndim != 2 or bits.shape[1] != words:
-        got = f"{bits.dtype} {tuple(bits.shape)}" if isinstance(bits, torch.Tensor) else type(bits).__name__
         raise ValueError(
-            f"filter_bits must be int32 (B, ceil(E / 32)) = (B, {words}) for E = {num_entities}, got {got}; "
-            "build it with filter_bitmask or pack_bitmask"
+            f"filter_bits must be int32 (B, ceil(E / 32)) = (B, {words}) for E = {num_entities}, got "
+            f"{describe(bits)}; build it with reprobook.metrics.filter_bitmask or pack_bitmask"
         )
     if batch is not None and bits.shape[0] != batch:
-        raise ValueError(f"filter_bits has {bits.shape[0]} rows for {batch} query triples")
+        raise ValueError(f"filter_bits has {bits.shape[0]} rows for {batch} queries")
 
 
-def _check_inputs(
-    entity: torch.Tensor,
-    relation: torch.Tensor,
-    triples: torch.Tensor,
-    filter_bits: torch.Tensor,
-    num_segments: int,
-    side: str,
-) -> None:
-    check_choice("side", side, SIDES)
-    for name, table in (("entity", entity), ("relation", relation)):
+def _check_inputs(queries: torch.Tensor, entity: torch.Tensor, gold: torch.Tensor, filter_bits: torch.Tensor) -> None:
+    for name, table in (("queries", queries), ("entity", entity)):
         if not isinstance(table, torch.Tensor) or table.dtype != torch.float32 or table.ndim != 2:
-            got = f"{table.dtype} {tuple(table.shape)}" if isinstance(table, torch.Tensor) else type(table).__name__
-            raise TypeError(f"{name} must be a float32 embedding table (n, d), got {got}")
-    if entity.shape[1] != relation.shape[1]:
-        raise ValueError(f"entity and relation tables must share d, got {entity.shape[1]} and {relation.shape[1]}")
-    check_segments(entity.shape[1], num_segments)
-    if triples.dtype != torch.long or triples.ndim != 2 or triples.shape[1] != 3:
-        raise ValueError(f"triples must be a long tensor (B, 3), got {triples.dtype} {tuple(triples.shape)}")
-    if len(triples):
-        for column, count, kind in (
-            (triples[:, [0, 2]], len(entity), "entity"),
-            (triples[:, 1], len(relation), "relation"),
-        ):
-            low, high = int(column.min()), int(column.max())
-            if low < 0 or high >= count:
-                raise ValueError(f"triples holds unknown {kind} id {low if low < 0 else high}; ids run 0..{count - 1}")
-    _check_bits(filter_bits, len(entity), len(triples))
-    devices = {t.device for t in (entity, relation, triples, filter_bits)}
+            raise TypeError(f"{name} must be a float32 tensor (n, d), got {describe(table)}")
+    if queries.shape[1] != entity.shape[1]:
+        raise ValueError(f"queries and entity must share d, got {queries.shape[1]} and {entity.shape[1]}")
+    if not isinstance(gold, torch.Tensor) or gold.dtype != torch.long or gold.shape != queries.shape[:1]:
+        raise ValueError(
+            f"gold must be a long tensor (B,) = ({len(queries)},), one entity id a query; got {describe(gold)}"
+        )
+    if len(gold):
+        low, high = int(gold.min()), int(gold.max())
+        if low < 0 or high >= len(entity):
+            raise ValueError(f"gold holds unknown entity id {low if low < 0 else high}; ids run 0..{len(entity) - 1}")
+    _check_bits(filter_bits, len(entity), len(queries))
+    devices = {t.device for t in (queries, entity, gold, filter_bits)}
     if len(devices) > 1:
         raise ValueError(
-            f"entity, relation, triples and filter_bits must be on one device, got {sorted(map(str, devices))}"
+            f"queries, entity, gold and filter_bits must be on one device, got {sorted(map(str, devices))}"
         )
 
 
@@ -180,21 +107,11 @@ def _check_inputs(
 
 
 def kg_rank_counts_reference(
-    entity: torch.Tensor,
-    relation: torch.Tensor,
-    triples: torch.Tensor,
-    filter_bits: torch.Tensor,
-    num_segments: int,
-    side: str = "tail",
+    queries: torch.Tensor, entity: torch.Tensor, gold: torch.Tensor, filter_bits: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """PyTorch reference of :func:`kg_rank_counts`: builds ``q @ E.T`` ``(B, E)``, then counts."""
-    _check_inputs(entity, relation, triples, filter_bits, num_segments, side)
-    h, r, t = triples.unbind(1)
-    if side == "tail":
-        q, gold = seek_query(entity[h], relation[r], num_segments, "tail"), t
-    else:
-        q, gold = seek_query(relation[r], entity[t], num_segments, "head"), h
-    scores = q @ entity.T  # (B, E)
+    _check_inputs(queries, entity, gold, filter_bits)
+    scores = queries @ entity.T  # (B, E)
     gold_scores = scores.gather(1, gold[:, None])
     candidates = ~unpack_bitmask(filter_bits, len(entity))
     candidates.scatter_(1, gold[:, None], False)
@@ -209,21 +126,18 @@ def kg_rank_counts_reference(
 
 @jit
 def _rank_kernel(
+    q_ptr,
     ent_ptr,
-    rel_ptr,
-    trip_ptr,
+    gold_ptr,
     bits_ptr,
     higher_ptr,
     ties_ptr,
     n_queries,
     n_entities,
     dim,
+    q_stride,
     ent_stride,
-    rel_stride,
     bits_stride,
-    K: tl.constexpr,
-    S: tl.constexpr,
-    TAIL: tl.constexpr,
     BLOCK_B: tl.constexpr,
     BLOCK_D: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -231,31 +145,11 @@ def _rank_kernel(
 ):
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     row_ok = rows < n_queries
-    h = tl.load(trip_ptr + rows * 3 + 0, mask=row_ok, other=0)
-    r = tl.load(trip_ptr + rows * 3 + 1, mask=row_ok, other=0)
-    t = tl.load(trip_ptr + rows * 3 + 2, mask=row_ok, other=0)
-    other = h if TAIL else t  # the entity of the query
-    gold = t if TAIL else h  # the entity to rank
-
-    # Prologue: q = sum over the k relation segments x of sign * r_x * e_seg, per output column j.
+    gold = tl.load(gold_ptr + rows, mask=row_ok, other=0)
     cols = tl.arange(0, BLOCK_D)
     col_ok = cols < dim
-    seg, offset = cols // S, cols % S
     tile_ok = row_ok[:, None] & col_ok[None, :]
-    q = tl.zeros((BLOCK_B, BLOCK_D), tl.float32)
-    for x in tl.static_range(K):
-        r_x = tl.load(rel_ptr + r[:, None] * rel_stride + (x * S + offset)[None, :], mask=tile_ok, other=0.0)
-        if x % 2 == 0:  # w(x, y) = y: the same segment on both sides, sign +1
-            e_seg = seg
-            sign = tl.full((BLOCK_D,), 1.0, tl.float32)
-        elif TAIL:  # output segment z = w(x, y); the head segment is y = (z - x) mod k
-            e_seg = (seg - x + K) % K
-            sign = tl.where(x + e_seg >= K, -1.0, 1.0)
-        else:  # output segment y; the tail segment is w(x, y) = (x + y) mod k
-            e_seg = (x + seg) % K
-            sign = tl.where(x + seg >= K, -1.0, 1.0)
-        e = tl.load(ent_ptr + other[:, None] * ent_stride + (e_seg * S + offset)[None, :], mask=tile_ok, other=0.0)
-        q += sign[None, :] * r_x * e
+    q = tl.load(q_ptr + rows[:, None] * q_stride + cols[None, :], mask=tile_ok, other=0.0)  # (BLOCK_B, BLOCK_D)
 
     # The gold scores, through tl.dot like the candidates' (the diagonal of q @ E[gold].T).
     g = tl.load(ent_ptr + gold[:, None] * ent_stride + cols[None, :], mask=tile_ok, other=0.0)
@@ -301,67 +195,52 @@ def _launch_config(dim: int, num_entities: int) -> dict[str, Any]:
 
 
 def kg_rank_counts_triton(
-    entity: torch.Tensor,
-    relation: torch.Tensor,
-    triples: torch.Tensor,
-    filter_bits: torch.Tensor,
-    num_segments: int,
-    side: str = "tail",
+    queries: torch.Tensor, entity: torch.Tensor, gold: torch.Tensor, filter_bits: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The Triton kernel behind :func:`kg_rank_counts` (CUDA tensors, or any under ``TRITON_INTERPRET=1``)."""
-    _check_inputs(entity, relation, triples, filter_bits, num_segments, side)
-    B = len(triples)
+    _check_inputs(queries, entity, gold, filter_bits)
+    B = len(queries)
     higher = torch.zeros(B, dtype=torch.int32, device=entity.device)
     ties = torch.zeros(B, dtype=torch.int32, device=entity.device)
     if B == 0:
         return higher, ties
-    entity, relation = entity.detach(), relation.detach()
+    queries, entity = queries.detach(), entity.detach()
+    if queries.stride(1) != 1:
+        queries = queries.contiguous()
     if entity.stride(1) != 1:
         entity = entity.contiguous()
-    if relation.stride(1) != 1:
-        relation = relation.contiguous()
-    triples, filter_bits = triples.contiguous(), filter_bits.contiguous()
+    gold, filter_bits = gold.contiguous(), filter_bits.contiguous()
     dim = entity.shape[1]
     config = _launch_config(dim, len(entity))
     grid = (triton.cdiv(B, config["BLOCK_B"]),)
     with torch.cuda.device_of(entity):
         _rank_kernel[grid](
+            queries,
             entity,
-            relation,
-            triples,
+            gold,
             filter_bits,
             higher,
             ties,
             B,
             len(entity),
             dim,
+            queries.stride(0),
             entity.stride(0),
-            relation.stride(0),
             filter_bits.stride(0),
-            K=num_segments,
-            S=dim // num_segments,
-            TAIL=side == "tail",
             **config,
         )
     return higher, ties
 
 
 def _make_inputs(size: int, device: torch.device, dtype: torch.dtype) -> tuple[Any, ...]:
-    """Benchmark inputs: ``size`` entities, 237 relations, d = 200, k = 8, a batch of 1024 queries."""
+    """Benchmark inputs: ``size`` entities, d = 200, a batch of 1024 query vectors (float32 whatever ``dtype``)."""
     generator = torch.Generator().manual_seed(0)
-    entity = torch.randn(size, 200, generator=generator).to(device)
-    relation = torch.randn(237, 200, generator=generator).to(device)
     B = 1024
-    triples = torch.stack(
-        [
-            torch.randint(size, (B,), generator=generator),
-            torch.randint(237, (B,), generator=generator),
-            torch.randint(size, (B,), generator=generator),
-        ],
-        1,
-    ).to(device)
+    queries = torch.randn(B, 200, generator=generator)
+    entity = torch.randn(size, 200, generator=generator)
+    gold = torch.randint(size, (B,), generator=generator)
     known = torch.rand(B, size, generator=generator) < 0.001  # a few other answers per query
-    return entity, relation, triples, pack_bitmask(known).to(device), 8, "tail"
+    return queries.to(device), entity.to(device), gold.to(device), pack_bitmask(known).to(device)
 
 
 KG_RANK = register(
@@ -378,24 +257,21 @@ KG_RANK = register(
 
 
 def kg_rank_counts(
+    queries: torch.Tensor,
     entity: torch.Tensor,
-    relation: torch.Tensor,
-    triples: torch.Tensor,
+    gold: torch.Tensor,
     filter_bits: torch.Tensor,
-    num_segments: int,
-    side: str = "tail",
     *,
     backend: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Filtered rank counts of SEEK link prediction, without the ``(B, E)`` score matrix.
+    """Filtered rank counts of bilinear link prediction, without the ``(B, E)`` score matrix.
 
-    ``entity``: float32 ``(E, d)``; ``relation``: float32 ``(R, d)``; ``triples``: long ``(B, 3)``;
-    ``filter_bits``: int32 ``(B, ceil(E / 32))`` (module docstring; :func:`filter_bitmask`);
-    ``num_segments`` = ``k`` (1 is DistMult, 2 ComplEx); ``side``: ``"tail"`` ranks the tail of each
-    triple, ``"head"`` its head. Returns int32 ``(higher, ties)``, each ``(B,)``; the realistic rank
-    is ``higher + 1 + ties / 2``. ``backend`` as for every kernel (:mod:`reprobook.kernels.registry`).
+    ``queries``: float32 ``(B, d)``, the query vectors ``q`` with ``score(b, e) = <q_b, entity_e>`` (built by
+    the model: ``h * r`` for DistMult's tail queries, SEEK's query vector, ...); ``entity``: float32
+    ``(E, d)``; ``gold``: long ``(B,)``, the entity to rank for each query; ``filter_bits``: int32
+    ``(B, ceil(E / 32))``, the other known answers to leave out (module docstring). Returns int32
+    ``(higher, ties)``, each ``(B,)``; the realistic rank is ``higher + 1 + ties / 2``. ``backend`` as for
+    every kernel (:mod:`reprobook.kernels.registry`).
     """
-    result: tuple[torch.Tensor, torch.Tensor] = KG_RANK(
-        entity, relation, triples, filter_bits, num_segments, side, backend=backend
-    )
+    result: tuple[torch.Tensor, torch.Tensor] = KG_RANK(queries, entity, gold, filter_bits, backend=backend)
     return result

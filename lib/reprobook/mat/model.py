@@ -23,7 +23,8 @@ from torch import nn
 
 from reprobook._validate import check_choice
 from reprobook.kernels.branch_attention import branch_attention
-from reprobook.nn.transformer import MultiHeadAttention, Seq2SeqTransformer, TransformerSizes, _check_qkv
+from reprobook.nn import eval_mode
+from reprobook.nn.transformer import MultiHeadAttention, Seq2SeqTransformer, TransformerSizes, check_qkv
 
 SCALINGS = ("paper", "code")
 
@@ -77,7 +78,7 @@ class MultiBranchAttention(nn.Module):
         key_padding_mask: torch.Tensor | None = None,
         causal: bool = False,
     ) -> torch.Tensor:
-        _check_qkv(query, key, value, self.d_model)
+        check_qkv(query, key, value, self.d_model)
         gates = self.gates()
         self.last_gates = gates.detach()
         project = lambda x, name: torch.stack([b.split_heads(getattr(b, name)(x)) for b in self.branch_list], dim=1)  # noqa: E731
@@ -141,13 +142,8 @@ def attention_maps(model: Seq2SeqTransformer, src: torch.Tensor, tgt_in: torch.T
     modules = {n: m for n, m in modules.items() if ".branches." not in n}
     for m in modules.values():
         m.store_weights = True
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(src, tgt_in)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        model(src, tgt_in)
     maps = {}
     for name, m in modules.items():
         branches = m.branch_list if isinstance(m, MultiBranchAttention) else [m]

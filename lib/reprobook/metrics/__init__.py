@@ -4,19 +4,21 @@
   border crop, the super-resolution convention) and :func:`rgb_to_y`.
 * :mod:`~reprobook.metrics.text`: :func:`bleu` (corpus BLEU through sacrebleu), :func:`wer`, :func:`cer`.
 * :mod:`~reprobook.metrics.ranking`: :func:`realistic_ranks`, :class:`TripleFilter`,
-  :func:`filtered_ranks` and :func:`ranking_metrics` (filtered MRR and Hits@k for link prediction).
+  :func:`filtered_ranks` and :func:`ranking_metrics` (filtered MRR and Hits@k for link prediction), and
+  :func:`filter_bitmask` (the filter as the bitmask of :func:`reprobook.kernels.kg_rank_counts`).
 """
 
 from __future__ import annotations
 
 from reprobook.metrics.image import psnr, rgb_to_y, ssim
-from reprobook.metrics.ranking import TripleFilter, filtered_ranks, ranking_metrics, realistic_ranks
+from reprobook.metrics.ranking import TripleFilter, filter_bitmask, filtered_ranks, ranking_metrics, realistic_ranks
 from reprobook.metrics.text import bleu, cer, wer
 
 __all__ = [
     "TripleFilter",
     "bleu",
     "cer",
+    "filter_bitmask",
     "filtered_ranks",
     "psnr",
     "ranking_metrics",

@@ -27,6 +27,11 @@ _SSIM_SIGMA = 1.5
 _SSIM_K1, _SSIM_K2 = 0.01, 0.03
 
 
+RANGE_SLACK = 0.05
+"""How far outside ``[0, data_range]`` an input may stray (an unclamped network output) before it is refused: a
+0..255 image measured with ``data_range=1`` strays by a factor of 255."""
+
+
 def rgb_to_y(image: Tensor) -> Tensor:
     """Luma of ITU-R BT.601: ``(..., 3, H, W)`` RGB in ``[0, 1]`` -> ``(..., 1, H, W)``.
 
@@ -36,6 +41,8 @@ def rgb_to_y(image: Tensor) -> Tensor:
     """
     if image.ndim < 3 or image.shape[-3] != 3:
         raise ValueError(f"image must have shape (..., 3, H, W), got {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise ValueError(f"image must hold floats in [0, 1], got dtype {image.dtype}; convert with image.float() / 255")
     weights = torch.tensor(_BT601_WEIGHTS, dtype=image.dtype, device=image.device).view(3, 1, 1)
     return ((image * weights).sum(dim=-3, keepdim=True) + 16.0) / 255.0
 
@@ -54,6 +61,13 @@ def _prepare(x: Tensor, y: Tensor, data_range: float, crop_border: int, y_channe
             f"crop_border={crop_border!r} must be an integer with 0 <= crop_border < {min(height, width) / 2} "
             f"for images of shape {tuple(x.shape)}"
         )
+    for name, t in (("x", x), ("y", y)):
+        low, high = float(t.min()), float(t.max())
+        if low < -RANGE_SLACK * data_range or high > (1 + RANGE_SLACK) * data_range:
+            raise ValueError(
+                f"{name} holds values in [{low:g}, {high:g}], outside [0, data_range={data_range:g}]: "
+                "pass the images' data_range (255 for 0..255 images) or rescale them"
+            )
     x4, y4 = (t.unsqueeze(0) if t.ndim == 3 else t for t in (x, y))
     if crop_border:
         x4, y4 = (t[..., crop_border:-crop_border, crop_border:-crop_border] for t in (x4, y4))

@@ -1,7 +1,12 @@
-"""Filtered link-prediction ranks for knowledge graphs: realistic tie policy, MRR and Hits@k."""
+"""Filtered link-prediction ranks for knowledge graphs: realistic tie policy, MRR and Hits@k.
+
+:func:`filter_bitmask` packs a :class:`TripleFilter` into the int32 bitmask that
+:func:`reprobook.kernels.kg_rank_counts` reads, so ranks can be counted without a ``(B, E)`` score matrix.
+"""
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -9,7 +14,8 @@ from typing import Literal
 
 import torch
 
-from reprobook._validate import check_choice
+from reprobook._validate import check_choice, describe
+from reprobook.kernels.kg_rank import WORD_BITS
 
 SIDES = ("head", "tail")
 
@@ -115,6 +121,60 @@ def filtered_ranks(
     targets = triples[:, 2] if side == "tail" else triples[:, 0]
     exclude = known.mask(triples, side).to(scores.device)
     return realistic_ranks(scores, targets.to(scores.device), exclude)
+
+
+def filter_bitmask(known: TripleFilter, triples: torch.Tensor, side: Literal["head", "tail"] = "tail") -> torch.Tensor:
+    """The filter of the queries of ``triples`` ``(B, 3)`` as the bitmask of :func:`~reprobook.kernels.kg_rank_counts`.
+
+    int32 ``(B, ceil(E / 32))`` on CPU: bit ``e % 32`` of word ``e // 32`` is set at every known answer of
+    ``(h, r, ?)`` (``side="tail"``) or ``(?, r, t)`` other than the triple's own; no ``(B, E)`` tensor is
+    built. The packed answers of every query of ``known`` are computed once per filter and side, then gathered.
+    """
+    check_choice("side", side, SIDES)
+    if (
+        not isinstance(triples, torch.Tensor)
+        or triples.ndim != 2
+        or triples.shape[1] != 3
+        or triples.dtype != torch.long
+    ):
+        raise ValueError(f"triples must be a long tensor (B, 3), got {describe(triples)}")
+    index, packed = _packed_answers(known, side)
+    triples = triples.cpu()
+    h, r, t = triples.unbind(1)
+    keys = zip(h.tolist(), r.tolist()) if side == "tail" else zip(r.tolist(), t.tolist())
+    rows = torch.tensor([index.get(key, 0) for key in keys], dtype=torch.long)  # row 0 of packed: no answer
+    words = packed[rows]  # (B, W) int64, each in [0, 2^32)
+    gold = t if side == "tail" else h  # the triple's own answer is not filtered
+    if len(gold):
+        column = (gold // WORD_BITS)[:, None]
+        own = (torch.ones_like(gold) << (gold % WORD_BITS))[:, None]
+        words.scatter_(1, column, words.gather(1, column) & ~own)
+    return torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)  # the int32 with the same bits
+
+
+_PACKED: dict[tuple[int, str], tuple[weakref.ref[TripleFilter], dict[tuple[int, int], int], torch.Tensor]] = {}
+
+
+def _packed_answers(known: TripleFilter, side: str) -> tuple[dict[tuple[int, int], int], torch.Tensor]:
+    """``(key -> row, packed)``: the answers of every query key of ``known`` as int64 words ``(1 + K, W)``."""
+    cached = _PACKED.get((id(known), side))
+    if cached is not None and cached[0]() is known:
+        return cached[1], cached[2]
+    answers = known.tails if side == "tail" else known.heads
+    E, W = known.num_entities, -(-known.num_entities // WORD_BITS)
+    index = {key: row for row, key in enumerate(answers, start=1)}
+    packed = torch.zeros((1 + len(answers)) * W, dtype=torch.int64)
+    if answers:
+        lengths = torch.tensor([len(v) for v in answers.values()])
+        cols = torch.cat(list(answers.values())).long()
+        rows = torch.repeat_interleave(torch.arange(1, 1 + len(answers)), lengths)
+        packed.index_add_(0, rows * W + cols // WORD_BITS, torch.ones_like(cols) << (cols % WORD_BITS))  # distinct bits
+    if E and answers and int(torch.cat(list(answers.values())).max()) >= E:
+        raise ValueError(f"the filter holds an entity id >= num_entities = {E}")
+    for stale in [k for k, v in _PACKED.items() if v[0]() is None]:
+        del _PACKED[stale]
+    _PACKED[id(known), side] = (weakref.ref(known), index, packed.view(-1, W))
+    return index, packed.view(-1, W)
 
 
 def ranking_metrics(ranks: torch.Tensor, ks: Sequence[int] = (1, 3, 10)) -> dict[str, float]:

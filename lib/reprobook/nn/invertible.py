@@ -25,7 +25,11 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from reprobook._validate import check_float, check_image_batch
 from reprobook.kernels.coupling import affine_coupling
+
+OFFICIAL_INIT_SCALE = 0.1
+"""The factor on the Xavier-normal initialisation of the dense subnets' hidden convs in the official code."""
 
 SubnetFactory = Callable[[int, int], nn.Module]
 """``factory(in_channels, out_channels) -> module`` mapping ``(B, in, H, W) -> (B, out, H, W)``."""
@@ -38,14 +42,6 @@ _HAAR = torch.tensor(
 )  # _HAAR @ _HAAR.T == 4 I, so (_HAAR / 4)^-1 == _HAAR.T
 
 
-def _check_image_batch(argument: str, x: Tensor, channels: int | None = None) -> None:
-    if not isinstance(x, Tensor) or x.ndim != 4:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{argument} must be a (B, C, H, W) tensor, got {shape}")
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{argument} must have {channels} channels, got shape {tuple(x.shape)}")
-
-
 def haar_downsample(x: Tensor) -> Tensor:
     """Haar transform, ``(B, C, H, W) -> (B, 4C, H/2, W/2)``; ``H`` and ``W`` must be even.
 
@@ -54,7 +50,7 @@ def haar_downsample(x: Tensor) -> Tensor:
     ``(a-b-c+d)/4``. Channel order, as in the official code: ``[LL of all C channels, band 1 of all C,
     band 2 of all C, band 3 of all C]``.
     """
-    _check_image_batch("x", x)
+    check_image_batch("x", x)
     height, width = x.shape[-2:]
     if height % 2 or width % 2:
         raise ValueError(f"haar_downsample needs even H and W, got x of shape {tuple(x.shape)}")
@@ -65,7 +61,7 @@ def haar_downsample(x: Tensor) -> Tensor:
 
 def haar_upsample(y: Tensor) -> Tensor:
     """Exact inverse of :func:`haar_downsample`: ``(B, 4C, H, W) -> (B, C, 2H, 2W)`` (no ``/4``: ``x1``)."""
-    _check_image_batch("y", y)
+    check_image_batch("y", y)
     if y.shape[1] % 4:
         raise ValueError(f"haar_upsample needs a channel count divisible by 4, got y of shape {tuple(y.shape)}")
     bands = rearrange(y, "b (k c) h w -> b k c h w", k=4)
@@ -87,9 +83,9 @@ class HaarDownsampling(nn.Module):
 
     def forward(self, x: Tensor, reverse: bool = False) -> Tensor:
         if reverse:
-            _check_image_batch("x", x, 4 * self.channels)
+            check_image_batch("x", x, channels=4 * self.channels)
             return haar_upsample(x)
-        _check_image_batch("x", x, self.channels)
+        check_image_batch("x", x, channels=self.channels)
         return haar_downsample(x)
 
     def extra_repr(self) -> str:
@@ -101,18 +97,26 @@ class DenseSubnet(nn.Module):
 
     ``depth`` 3x3 convolutions (5 in the official code); all but the last output ``growth`` channels
     each, followed by LeakyReLU(0.2), and each conv sees the input concatenated with all earlier outputs.
-    Those are Xavier-normal scaled by ``init_scale`` (0.1 in the official code); **the last conv starts at
-    zero**, so a fresh subnet outputs 0 and a fresh coupling block is the identity.
+    Those hidden convs start Xavier-normal scaled by ``init_scale`` (:data:`OFFICIAL_INIT_SCALE`, 0.1, in the
+    official code's ``initialize_weights_xavier``, tuned for 500 000 steps; a larger scale learns faster
+    early on); **the last conv starts at zero** whatever ``init_scale`` is, so a fresh subnet outputs 0 and a
+    fresh coupling block is the identity.
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, growth: int = 32, depth: int = 5, init_scale: float = 0.1
+        self,
+        in_channels: int,
+        out_channels: int,
+        growth: int = 32,
+        depth: int = 5,
+        init_scale: float = OFFICIAL_INIT_SCALE,
     ) -> None:
         super().__init__()
         sizes = {"in_channels": in_channels, "out_channels": out_channels, "growth": growth, "depth": depth}
         for name, value in sizes.items():
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_float("init_scale", init_scale, 0, open_low=True)
         hidden = [nn.Conv2d(in_channels + k * growth, growth, 3, padding=1) for k in range(depth - 1)]
         last = nn.Conv2d(in_channels + (depth - 1) * growth, out_channels, 3, padding=1)
         for conv in hidden:
@@ -133,9 +137,9 @@ class DenseSubnet(nn.Module):
         return out
 
 
-def dense_subnet(growth: int = 32, depth: int = 5) -> SubnetFactory:
-    """A :data:`SubnetFactory` building :class:`DenseSubnet` with the given ``growth`` and ``depth``."""
-    return lambda in_channels, out_channels: DenseSubnet(in_channels, out_channels, growth, depth)
+def dense_subnet(growth: int = 32, depth: int = 5, init_scale: float = OFFICIAL_INIT_SCALE) -> SubnetFactory:
+    """A :data:`SubnetFactory` building :class:`DenseSubnet` with the given ``growth``, ``depth`` and ``init_scale``."""
+    return lambda in_channels, out_channels: DenseSubnet(in_channels, out_channels, growth, depth, init_scale)
 
 
 class AffineCoupling(nn.Module):
@@ -167,7 +171,7 @@ class AffineCoupling(nn.Module):
         self.H = make(split, channels - split)
 
     def forward(self, x: Tensor, reverse: bool = False) -> Tensor:
-        _check_image_batch("x", x, self.channels)
+        check_image_batch("x", x, channels=self.channels)
         a, b = x[:, : self.split], x[:, self.split :]
         if not reverse:
             y1 = a + self.F(b)

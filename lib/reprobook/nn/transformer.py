@@ -31,10 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reprobook._validate import check_float, check_int, describe
+
 AttentionFactory = Callable[[], nn.Module]
 
 
-def _check_qkv(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, d_model: int) -> None:
+def check_qkv(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, d_model: int) -> None:
     if query.ndim != 3 or key.ndim != 3 or value.ndim != 3:
         raise ValueError(
             f"query, key and value must be (B, T, d); got {tuple(query.shape)}, {tuple(key.shape)}, "
@@ -80,6 +82,9 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0) -> None:
         super().__init__()
+        check_int("d_model", d_model, 1)
+        check_int("num_heads", num_heads, 1)
+        check_float("dropout", dropout, 0, 1, open_high=True)
         if d_model % num_heads:
             raise ValueError(f"d_model={d_model} must be divisible by num_heads={num_heads}")
         self.d_model, self.num_heads, self.d_k = d_model, num_heads, d_model // num_heads
@@ -109,7 +114,7 @@ class MultiHeadAttention(nn.Module):
         causal: bool = False,
     ) -> torch.Tensor:
         """``Concat_j(head_j)`` before ``W^O``: ``(B, T_q, d)``."""
-        _check_qkv(query, key, value, self.d_model)
+        check_qkv(query, key, value, self.d_model)
         q, k, v = (
             self.split_heads(self.q_proj(query)),
             self.split_heads(self.k_proj(key)),
@@ -307,6 +312,11 @@ class Seq2SeqTransformer(nn.Module):
         self.decoder = nn.ModuleList(DecoderLayer(s.d_model, d_ff, make, s.dropout) for _ in range(s.decoder_layers))
 
     def _embed(self, emb: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+        if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long or ids.ndim != 2:
+            raise ValueError(f"token ids must be a long tensor (B, T), got {describe(ids)}")
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= emb.num_embeddings):
+            bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
+            raise ValueError(f"token id {bad} is outside the vocabulary (ids 0..{emb.num_embeddings - 1})")
         if ids.shape[1] > self.sizes.max_len:
             raise ValueError(f"sequence of length {ids.shape[1]} is longer than max_len={self.sizes.max_len}")
         x = emb(ids) * math.sqrt(self.sizes.d_model) + self.positions[: ids.shape[1]]

@@ -1,4 +1,4 @@
-"""Filtered link-prediction metrics for any :class:`~reprobook.seek.model.KGEModel`, overall and per relation.
+"""Filtered link-prediction metrics for any :class:`~reprobook.seek.model.LinkPredictor`, overall and per relation.
 
 Every test triple ``(h, r, t)`` is asked twice: ``(h, r, ?)`` and ``(?, r, t)``. The true answer is
 ranked among all entities with the other known answers (train, valid and test) filtered out, and
@@ -6,10 +6,11 @@ ties take the *realistic* rank of :func:`reprobook.metrics.realistic_ranks` (the
 optimistic and pessimistic rank), not the optimistic rank of the official code, so a model that
 scores everything alike gets the middle rank, never the first. MRR and Hits@k average both sides.
 
-For SEEK models the ranks come from :func:`reprobook.kernels.kg_rank_counts`, which scores a batch
-of queries against every entity and counts the non-filtered entities scoring above or level with
-the answer, without storing the ``(B, E)`` score matrix (the Triton kernel on a GPU, its PyTorch
-reference elsewhere). Other models go through ``score_all`` and :func:`reprobook.metrics.filtered_ranks`.
+For SEEK models the ranks come from :func:`reprobook.kernels.kg_rank_counts`: the query vectors of
+:meth:`~reprobook.seek.model.SEEK.query` (:func:`~reprobook.seek.scoring.seek_query`) are scored against
+every entity and the non-filtered entities scoring above or level with the answer are counted, without
+storing the ``(B, E)`` score matrix (the Triton kernel on a GPU, its PyTorch reference elsewhere). Other
+models go through ``score_all`` and :func:`reprobook.metrics.filtered_ranks`.
 """
 
 from __future__ import annotations
@@ -17,28 +18,58 @@ from __future__ import annotations
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal
 
 import torch
 
-from reprobook._validate import check_choice
+from reprobook._validate import check_choice, check_triples
 from reprobook.data.kg import KnowledgeGraph
-from reprobook.metrics.ranking import TripleFilter, filtered_ranks, ranking_metrics
-from reprobook.seek.model import SEEK, KGEModel, check_triples
+from reprobook.kernels.kg_rank import kg_rank_counts
+from reprobook.metrics.ranking import TripleFilter, filter_bitmask, filtered_ranks, ranking_metrics
+from reprobook.nn.utils import eval_mode
+from reprobook.seek.model import SEEK, KGEModel, LinkPredictor
+from reprobook.train import Scores
 
 SPLITS = ("train", "valid", "test")
 
 
-class Scorer(Protocol):
-    """What the evaluator needs: sizes, a device and 1-vs-all scores (every :class:`KGEModel` has them)."""
+@dataclass(kw_only=True)
+class SEEKScores(Scores):
+    """Filtered link-prediction metrics of one model on one split, head and tail queries averaged.
 
-    num_entities: int
-    num_relations: int
+    ``mrr`` and ``hits_at_k`` (the fraction of answers ranked in the top ``k``) lie in 0..1; ``mean_rank``
+    is at least 1. Ranks are realistic: ties count half.
+    """
 
-    @property
-    def device(self) -> torch.device: ...
+    mrr: float
+    mean_rank: float
+    hits_at_1: float
+    hits_at_3: float
+    hits_at_10: float
 
-    def score_all(self, triples: torch.Tensor, side: str = "tail") -> torch.Tensor: ...
+    @classmethod
+    def from_ranks(cls, ranks: torch.Tensor, label: str = "") -> SEEKScores:
+        """The scores of ``(N,)`` realistic ranks (:func:`reprobook.metrics.ranking_metrics`)."""
+        m = ranking_metrics(ranks)
+        return cls(
+            label=label,
+            mrr=m["mrr"],
+            mean_rank=m["mean_rank"],
+            hits_at_1=m["hits@1"],
+            hits_at_3=m["hits@3"],
+            hits_at_10=m["hits@10"],
+        )
+
+    def row(self) -> dict[str, Any]:
+        """``{"method": label, "MRR": ..., "Hits@1": ..., "Hits@3": ..., "Hits@10": ..., "MR": ...}``."""
+        return {
+            "method": self.label,
+            "MRR": self.mrr,
+            "Hits@1": self.hits_at_1,
+            "Hits@3": self.hits_at_3,
+            "Hits@10": self.hits_at_10,
+            "MR": self.mean_rank,
+        }
 
 
 @dataclass(frozen=True)
@@ -61,7 +92,7 @@ class Ranks:
 
 
 def rank_triples(
-    model: KGEModel | Scorer,
+    model: LinkPredictor,
     triples: torch.Tensor,
     known: TripleFilter,
     *,
@@ -74,7 +105,7 @@ def rank_triples(
         raise ValueError(f"the filter knows {known.num_entities} entities, the model {model.num_entities}")
     device = model.device
     sides: dict[str, list[torch.Tensor]] = {"head": [], "tail": []}
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         for start in range(0, len(triples), batch_size):
             batch = triples[start : start + batch_size].to(device)
             sides["head"].append(_batch_ranks(model, batch, known, "head", backend).cpu())
@@ -84,37 +115,36 @@ def rank_triples(
 
 
 def _batch_ranks(
-    model: KGEModel | Scorer,
+    model: LinkPredictor,
     batch: torch.Tensor,
     known: TripleFilter,
     side: Literal["head", "tail"],
     backend: str | None,
 ) -> torch.Tensor:
     if isinstance(model, SEEK):
-        from reprobook.kernels.kg_rank import filter_bitmask, kg_rank_counts  # here: kernels import this package
-
         bits = filter_bitmask(known, batch.cpu(), side).to(batch.device)
-        higher, ties = kg_rank_counts(
-            model.entity.detach(), model.relation.detach(), batch, bits, model.num_segments, side, backend=backend
-        )
+        gold = batch[:, 2] if side == "tail" else batch[:, 0]
+        higher, ties = kg_rank_counts(model.query(batch, side), model.entity, gold, bits, backend=backend)
         return higher.double() + 1 + ties.double() / 2  # realistic rank: mean of optimistic and pessimistic
     scores = model.score_all(batch, side)
     return filtered_ranks(scores, batch, known, side)
 
 
 def evaluate(
-    model: KGEModel | Scorer,
-    graph: KnowledgeGraph,
+    model: LinkPredictor,
+    data: KnowledgeGraph,
     split: str = "test",
     *,
     batch_size: int = 512,
     backend: str | None = None,
-) -> dict[str, float]:
-    """Filtered MRR, mean rank and Hits@1/3/10 of ``model`` on ``graph``'s ``split``, both sides averaged."""
+) -> SEEKScores:
+    """Filtered MRR, mean rank and Hits@1/3/10 of ``model`` on ``data``'s ``split``, both sides averaged.
+
+    Runs inside :func:`~reprobook.nn.eval_mode`: the model's train/eval mode is left as it was.
+    """
     check_choice("split", split, SPLITS)
-    return rank_triples(
-        model, getattr(graph, split), known_answers(graph), batch_size=batch_size, backend=backend
-    ).metrics()
+    ranks = rank_triples(model, getattr(data, split), known_answers(data), batch_size=batch_size, backend=backend)
+    return SEEKScores.from_ranks(torch.cat([ranks.head, ranks.tail]), model.label)
 
 
 _KNOWN: weakref.WeakKeyDictionary[KnowledgeGraph, TripleFilter] = weakref.WeakKeyDictionary()
@@ -148,7 +178,7 @@ def metrics_by_pattern(ranks: Ranks, graph: KnowledgeGraph) -> dict[str, dict[st
     return out
 
 
-def direction_accuracy(model: KGEModel | Scorer, triples: torch.Tensor, margin: float = 1.0) -> float:
+def direction_accuracy(model: KGEModel, triples: torch.Tensor, margin: float = 1.0) -> float:
     """Fraction of ``triples`` ``(h, r, t)`` scored above their reverse ``(t, r, h)`` by more than ``margin``.
 
     Scores are logits of the logistic loss, so ``margin=1`` asks the model to find the true direction
@@ -162,6 +192,6 @@ def direction_accuracy(model: KGEModel | Scorer, triples: torch.Tensor, margin: 
     if not len(triples):
         raise ValueError("triples is empty")
     reverse = triples[:, [2, 1, 0]]
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         forward_scores, reverse_scores = model.score(triples.to(model.device)), model.score(reverse.to(model.device))
     return float((forward_scores - reverse_scores > margin).double().mean())

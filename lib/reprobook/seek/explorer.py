@@ -18,6 +18,7 @@ import torch
 
 from reprobook._html import HTMLWidget
 from reprobook.data.kg import KnowledgeGraph
+from reprobook.nn.utils import eval_mode
 from reprobook.seek.model import KGEModel
 
 _ids = itertools.count()
@@ -50,7 +51,7 @@ def _answers(
     split_of: dict[tuple[int, int, int], str],
 ) -> list[list[dict[str, Any]]]:
     triples = torch.tensor([[h, r, 0] for h, r in queries], dtype=torch.long, device=model.device)
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         scores = model.score_all(triples, "tail").cpu()
     best = scores.topk(min(top, scores.shape[1]), dim=1)
     out = []

@@ -18,36 +18,41 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reprobook._validate import check_choice
+from reprobook._validate import check_choice, check_triples, describe
 from reprobook.seek.scoring import SIDES, Side, check_segments, seek_query, transe_score
 
 ENTITY_SIDES = ("head", "tail")
 
 
-def check_triples(triples: torch.Tensor, num_entities: int, num_relations: int, argument: str = "triples") -> None:
-    """``ValueError`` unless ``triples`` is a long ``(B, 3)`` tensor of known entity and relation ids."""
-    if (
-        not isinstance(triples, torch.Tensor)
-        or triples.dtype != torch.long
-        or triples.ndim != 2
-        or triples.shape[1] != 3
-    ):
-        got = f"{triples.dtype} {tuple(triples.shape)}" if isinstance(triples, torch.Tensor) else type(triples).__name__
-        raise ValueError(f"{argument} must be a long tensor of (head, relation, tail) ids, shape (B, 3); got {got}")
-    if not triples.numel():
-        return
-    _check_ids(triples[:, [0, 2]], num_entities, "entity", argument)
-    _check_ids(triples[:, 1], num_relations, "relation", argument)
+def segments_label(num_segments: int) -> str:
+    """The name of SEEK with ``k`` segments in tables: ``"DistMult"`` (k = 1), ``"ComplEx"`` (k = 2), ``"SEEK k=4"``."""
+    return {1: "DistMult", 2: "ComplEx"}.get(num_segments, f"SEEK k={num_segments}")
 
 
-def _check_ids(ids: torch.Tensor, count: int, kind: str, argument: str) -> None:
-    low, high = int(ids.min()), int(ids.max())
-    if low < 0 or high >= count:
-        bad = low if low < 0 else high
-        raise ValueError(f"{argument} holds unknown {kind} id {bad}; the model knows {kind} ids 0..{count - 1}")
+class LinkPredictor(nn.Module):
+    """What the evaluator ranks with: the graph's sizes, a device and 1-vs-all scores.
+
+    Every :class:`KGEModel` is one, and so is the pykeen wrapper of :mod:`~reprobook.seek.baselines`.
+    """
+
+    num_entities: int
+    num_relations: int
+
+    @property
+    def label(self) -> str:
+        """The model's name in tables."""
+        return type(self).__name__
+
+    @property
+    def device(self) -> torch.device:
+        raise NotImplementedError
+
+    def score_all(self, triples: torch.Tensor, side: Side = "tail") -> torch.Tensor:
+        """1-vs-all: ``(B, 3)`` -> ``(B, E)``, every entity as the ``side`` (head or tail) of each triple."""
+        raise NotImplementedError
 
 
-class KGEModel(nn.Module):
+class KGEModel(LinkPredictor):
     """Entity and relation tables, initialised ``U(-init_scale, init_scale)`` as in the official code."""
 
     def __init__(self, num_entities: int, num_relations: int, dim: int, init_scale: float = 0.01) -> None:
@@ -85,13 +90,16 @@ class KGEModel(nn.Module):
         """Scores of ``triples`` ``(B, 3)`` with the ``side`` slot replaced by each of ``candidates`` ``(B, n)``."""
         check_choice("side", side, SIDES)
         self._check(triples)
-        count = self.num_relations if side == "relation" else self.num_entities
+        count, kind = (self.num_relations, "relation") if side == "relation" else (self.num_entities, "entity")
         if candidates.dtype != torch.long or candidates.ndim != 2 or candidates.shape[0] != triples.shape[0]:
             raise ValueError(
-                f"candidates must be a long tensor (B, n) with B = {triples.shape[0]}, got {tuple(candidates.shape)}"
+                f"candidates must be a long tensor (B, n) with B = {triples.shape[0]}, got {describe(candidates)}"
             )
         if candidates.numel():
-            _check_ids(candidates, count, "relation" if side == "relation" else "entity", "candidates")
+            low, high = int(candidates.min()), int(candidates.max())
+            if low < 0 or high >= count:
+                bad = low if low < 0 else high
+                raise ValueError(f"candidates holds unknown {kind} id {bad}; the model knows {kind} ids 0..{count - 1}")
         return self._score_candidates(triples, candidates, side)
 
     def score_all(self, triples: torch.Tensor, side: Side = "tail") -> torch.Tensor:
@@ -123,6 +131,11 @@ class SEEK(KGEModel):
 
     def extra_repr(self) -> str:
         return f"entities={self.num_entities}, relations={self.num_relations}, d={self.dim}, k={self.num_segments}"
+
+    @property
+    def label(self) -> str:
+        """``"DistMult"`` (k = 1), ``"ComplEx"`` (k = 2) or ``"SEEK k=..."``."""
+        return segments_label(self.num_segments)
 
     def query(self, triples: torch.Tensor, side: Side) -> torch.Tensor:
         """``q (B, d)`` with ``score = <q, e>`` for the embedding ``e`` in slot ``side`` (unchecked ids)."""

@@ -47,17 +47,6 @@ def check_segments(dim: int, num_segments: int) -> int:
     return dim // num_segments
 
 
-@functools.lru_cache(maxsize=64)
-def _tables(num_segments: int) -> tuple[torch.Tensor, torch.Tensor]:
-    k = num_segments
-    x = torch.arange(k)[:, None].expand(k, k)
-    y = torch.arange(k)[None, :].expand(k, k)
-    odd = x % 2 == 1
-    index = torch.where(odd, (x + y) % k, y)
-    sign = torch.where(odd & (x + y >= k), -1.0, 1.0)
-    return sign, index
-
-
 def segment_tables(num_segments: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The sign rule ``s(x, y)`` (float ``(k, k)``, +-1) and the index rule ``w(x, y)`` (long ``(k, k)``).
 
@@ -65,8 +54,19 @@ def segment_tables(num_segments: int) -> tuple[torch.Tensor, torch.Tensor]:
     even. For ``k = 2``: ``s = [[1, 1], [1, -1]]`` and ``w = [[0, 1], [1, 0]]``, ComplEx's four terms.
     """
     check_segments(num_segments, num_segments)
-    sign, index = _tables(num_segments)
-    return sign.clone(), index.clone()
+    k = num_segments
+    x = torch.arange(k)[:, None].expand(k, k)  # relation segment
+    y = torch.arange(k)[None, :].expand(k, k)  # head segment
+    odd = x % 2 == 1
+    index = torch.where(odd, (x + y) % k, y)  # w(x, y)
+    sign = torch.where(odd & (x + y >= k), -1.0, 1.0)  # s(x, y)
+    return sign, index
+
+
+@functools.lru_cache(maxsize=64)
+def _tables(num_segments: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`segment_tables`, built once per ``k`` (:func:`seek_score` asks for them at every call)."""
+    return segment_tables(num_segments)
 
 
 def _segments(e: torch.Tensor, k: int) -> torch.Tensor:

@@ -22,21 +22,23 @@ validation MRR is kept when ``eval_every > 0``, as the official code selects its
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from reprobook._validate import check_choice
+from reprobook._validate import check_choice, check_float, check_int, check_triples
 from reprobook.data.kg import KnowledgeGraph
-from reprobook.profiles import pick
-from reprobook.seek.evaluate import evaluate
-from reprobook.seek.model import SEEK, KGEModel, TransE, check_triples
+from reprobook.profiles import pick_default
+from reprobook.seek.data import DATASETS, load_data
+from reprobook.seek.evaluate import SEEKScores, evaluate
+from reprobook.seek.model import SEEK, KGEModel, TransE, segments_label
 from reprobook.seek.scoring import Side, check_segments
-from reprobook.train import History, fit, seed_everything
+from reprobook.train import RunResult, fit, seed_everything
 from reprobook.train import device as default_device
 
 MODELS = ("seek", "transe")
@@ -48,15 +50,17 @@ class SEEKConfig:
     """Everything that defines one training run; sizes follow the active profile (:func:`reprobook.pick`).
 
     The defaults are the book's settings; the comments give the official ones where they differ.
-    ``dim`` is the number of real parameters per entity and per relation for every model, so runs with
-    different ``num_segments`` have the same parameter count. ``num_segments=1`` is DistMult and
-    ``num_segments=2`` ComplEx. ``model="transe"`` ignores ``num_segments`` and uses ``margin``.
+    ``dataset`` names the graph of :func:`~reprobook.seek.data.load_data`. ``dim`` is the number of real
+    parameters per entity and per relation for every model, so runs with different ``num_segments`` have
+    the same parameter count. ``num_segments=1`` is DistMult and ``num_segments=2`` ComplEx.
+    ``model="transe"`` ignores ``num_segments`` and uses ``margin``.
     """
 
+    dataset: str = "umls"
     model: str = "seek"
     dim: int = 64
     num_segments: int = 4
-    num_epochs: int = field(default_factory=lambda: pick(smoke=2, book=40, full=200))
+    num_epochs: int = pick_default(smoke=2, book=40, full=200)
     batch_size: int = 512
     lr: float = 0.3  # official: 0.1 with per-triple updates for 100+ epochs
     num_negatives: int = 16  # per slot; official: 100 to 1000
@@ -68,50 +72,57 @@ class SEEKConfig:
     seed: int = 0
     # Evaluate on valid every so many epochs and keep the best model (as the official code selects
     # its checkpoint); 0: no selection, the last model is kept.
-    eval_every: int = field(default_factory=lambda: pick(smoke=0, book=10, full=20))
+    eval_every: int = pick_default(smoke=0, book=10, full=20)
 
     def __post_init__(self) -> None:
+        check_choice("dataset", self.dataset, DATASETS)
         check_choice("model", self.model, MODELS)
-        check_choice("loss", self.loss, LOSSES)
+        check_int("dim", self.dim, 1)
+        check_int("num_segments", self.num_segments, 1)
         if self.model == "seek":
             check_segments(self.dim, self.num_segments)
-        for name in ("num_epochs", "batch_size", "dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r} is out of range; expected >= 1")
-        if self.num_negatives < 0 or self.eval_every < 0 or self.lr <= 0 or self.l2 < 0:
-            raise ValueError("num_negatives, eval_every and l2 must be >= 0 and lr > 0")
+        check_int("num_epochs", self.num_epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_float("lr", self.lr, 0, open_low=True)
+        check_int("num_negatives", self.num_negatives, 0)
+        if not isinstance(self.corrupt_relations, bool):
+            raise ValueError(f"corrupt_relations must be True or False, got {self.corrupt_relations!r}")
+        check_float("l2", self.l2, 0)
+        check_choice("loss", self.loss, LOSSES)
+        check_float("init_scale", self.init_scale, 0)
+        check_float("margin", self.margin)
+        check_int("seed", self.seed, 0)
+        check_int("eval_every", self.eval_every, 0)
 
     @property
     def label(self) -> str:
         """``"SEEK k=4"``, ``"DistMult"`` (k = 1), ``"ComplEx"`` (k = 2) or ``"TransE"``."""
-        if self.model == "transe":
-            return "TransE"
-        return {1: "DistMult", 2: "ComplEx"}.get(self.num_segments, f"SEEK k={self.num_segments}")
+        return "TransE" if self.model == "transe" else segments_label(self.num_segments)
 
 
-@dataclass
-class TrainResult:
-    """What :func:`train` returns: the trained model, its per-step history and its metrics."""
+@dataclass(kw_only=True)
+class SEEKResult(RunResult):
+    """What :func:`train` returns: the trained model, its history and its filtered scores.
 
-    config: SEEKConfig
+    ``valid`` and ``test`` score the kept model (the best checkpoint on validation MRR with
+    ``eval_every > 0``, else the last; ``test`` is None with ``evaluate_test=False``); ``best_epoch`` is
+    its epoch. ``history.curve("valid_mrr")`` is the validation curve against the step (epoch = step /
+    ``steps_per_epoch``); ``seconds_per_epoch`` is the training time per epoch, evaluation excluded.
+    """
+
     model: KGEModel
-    history: History
-    valid: dict[str, float]
-    test: dict[str, float]
+    valid: SEEKScores
+    test: SEEKScores | None
     seconds_per_epoch: float
     best_epoch: int
-    valid_curve: list[tuple[int, float]] = field(default_factory=list)  # (epoch, valid MRR) with eval_every
-
-    @property
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
+    steps_per_epoch: int
 
 
-def build_model(config: SEEKConfig, graph: KnowledgeGraph) -> KGEModel:
-    """The untrained model that ``config`` describes, sized for ``graph``."""
+def build_model(config: SEEKConfig, data: KnowledgeGraph) -> KGEModel:
+    """The untrained model that ``config`` describes, sized for ``data``."""
     if config.model == "transe":
-        return TransE(graph.num_entities, graph.num_relations, config.dim, config.margin, init_scale=config.init_scale)
-    return SEEK(graph.num_entities, graph.num_relations, config.dim, config.num_segments, config.init_scale)
+        return TransE(data.num_entities, data.num_relations, config.dim, config.margin, init_scale=config.init_scale)
+    return SEEK(data.num_entities, data.num_relations, config.dim, config.num_segments, config.init_scale)
 
 
 class _Epochs:
@@ -173,24 +184,29 @@ def logistic_loss(
 
 
 def train(
-    config: SEEKConfig,
-    graph: KnowledgeGraph,
+    config: SEEKConfig | None = None,
+    data: KnowledgeGraph | None = None,
     *,
     progress: bool = True,
     device: torch.device | str | None = None,
     evaluate_test: bool = True,
-) -> TrainResult:
-    """Train the model of ``config`` on ``graph.train``; return it with its history and filtered metrics.
+) -> SEEKResult:
+    """Train the model of ``config`` on ``data.train``; return it with its history and filtered scores.
 
-    With ``eval_every > 0`` the validation MRR is measured every ``eval_every`` epochs and the best
-    model is kept, as the official code selects its checkpoint; ``seconds_per_epoch`` counts training only.
+    ``config=None``: the profile's default run; ``data=None``: :func:`~reprobook.seek.data.load_data`.
+    Training goes through :func:`reprobook.train.fit`. With ``eval_every > 0`` it measures the validation
+    MRR every ``eval_every`` epochs (and after the last) and keeps the best model, as the official code
+    selects its checkpoint; ``seconds_per_epoch`` counts training only.
     """
+    config = SEEKConfig() if config is None else config
+    data = load_data(config) if data is None else data
     generator = seed_everything(config.seed)
     target = torch.device(device) if device is not None else default_device()
-    model = build_model(config, graph).to(target)
-    check_triples(graph.train, model.num_entities, model.num_relations, "graph.train")
+    model = build_model(config, data).to(target)
+    check_triples(data.train, model.num_entities, model.num_relations, "data.train")
     optimizer = torch.optim.Adagrad(model.parameters(), lr=config.lr, initial_accumulator_value=1e-6)
-    epochs = _Epochs(graph.train.to(target), config.batch_size, generator)
+    epochs = _Epochs(data.train.to(target), config.batch_size, generator)
+    steps_per_epoch = len(epochs)
 
     def step(batch: torch.Tensor) -> dict[str, float]:
         optimizer.zero_grad(set_to_none=True)
@@ -199,61 +215,62 @@ def train(
         optimizer.step()
         return {"loss": loss.item() / len(batch)}
 
-    steps_per_epoch = len(epochs)
-    best: tuple[float, int, dict[str, Any] | None] = (-1.0, config.num_epochs, None)
-    valid_curve: list[tuple[int, float]] = []
-    step_count, eval_seconds = 0, 0.0
+    best: tuple[float, int, dict[str, Any] | None] = (-math.inf, config.num_epochs, None)
 
-    def step_and_select(batch: torch.Tensor) -> dict[str, float]:
-        nonlocal step_count, eval_seconds, best
-        values = step(batch)
-        step_count += 1
-        epoch, end_of_epoch = divmod(step_count, steps_per_epoch)
-        if config.eval_every and end_of_epoch == 0 and epoch % config.eval_every == 0:
-            start = time.perf_counter()
-            mrr = evaluate(model, graph, "valid")["mrr"]
-            valid_curve.append((epoch, mrr))
-            if mrr > best[0]:
-                best = (mrr, epoch, copy.deepcopy(model.state_dict()))
-            eval_seconds += time.perf_counter() - start
-        return values
+    def validate(step_number: int) -> dict[str, float]:
+        """Validation MRR; keeps a copy of the weights whenever it is the best so far."""
+        nonlocal best
+        mrr = evaluate(model, data, "valid").mrr
+        if mrr > best[0]:
+            best = (mrr, step_number // steps_per_epoch, copy.deepcopy(model.state_dict()))
+        return {"valid_mrr": mrr}
 
-    start = time.perf_counter()
     history = fit(
-        step_and_select,
+        step,
         epochs,
         config.num_epochs * steps_per_epoch,
-        desc=f"{config.label} on {graph.name}",
+        evaluate=validate if config.eval_every else None,
+        eval_every=steps_per_epoch * config.eval_every if config.eval_every else None,
+        desc=f"{config.label} on {data.name}",
         log_every=max(1, steps_per_epoch // 4),
         progress=progress,
     )
-    seconds = time.perf_counter() - start - eval_seconds
     if best[2] is not None:
         model.load_state_dict(best[2])
-    valid = evaluate(model, graph, "valid")
-    test = evaluate(model, graph, "test") if evaluate_test else {}
-    return TrainResult(config, model, history, valid, test, seconds / config.num_epochs, best[1], valid_curve)
+    valid = evaluate(model, data, "valid")
+    test = evaluate(model, data, "test") if evaluate_test else None
+    scores = {"valid_mrr": valid.mrr} | ({"test_mrr": test.mrr} if test is not None else {})
+    return SEEKResult(
+        config=config,
+        model=model,
+        history=history,
+        metrics=scores,
+        valid=valid,
+        test=test,
+        seconds_per_epoch=history.seconds / config.num_epochs,
+        best_epoch=best[1],
+        steps_per_epoch=steps_per_epoch,
+    )
 
 
 def epoch_seconds(
-    configs: Sequence[SEEKConfig], graph: KnowledgeGraph, *, repeats: int = 10, device: torch.device | str | None = None
+    configs: Sequence[SEEKConfig], data: KnowledgeGraph, *, repeats: int = 10, device: torch.device | str | None = None
 ) -> list[float]:
-    """Seconds per training epoch (forward, backward, Adagrad; no evaluation) of each of ``configs`` on ``graph``.
+    """Seconds per training epoch (forward, backward, Adagrad; no evaluation) of each of ``configs`` on ``data``.
 
     Each is estimated as (its fastest of ``repeats`` training steps on one mini-batch) x (steps per
     epoch), after one warm-up epoch. The configs take turns, step by step, so a busy spell on a shared
     machine slows them all alike, and the minimum keeps the undisturbed steps: other processes only
     ever add time.
     """
-    if repeats < 1:
-        raise ValueError(f"repeats={repeats} is out of range; expected repeats >= 1")
+    check_int("repeats", repeats, 1)
     target = torch.device(device) if device is not None else default_device()
     steps, batches, counts = [], [], []
     for config in configs:
         generator = seed_everything(config.seed)
-        model = build_model(config, graph).to(target)
+        model = build_model(config, data).to(target)
         optimizer = torch.optim.Adagrad(model.parameters(), lr=config.lr, initial_accumulator_value=1e-6)
-        epochs = _Epochs(graph.train.to(target), config.batch_size, generator)
+        epochs = _Epochs(data.train.to(target), config.batch_size, generator)
 
         def step(
             batch: torch.Tensor,

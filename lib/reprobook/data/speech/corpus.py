@@ -17,6 +17,7 @@ import importlib.metadata
 import json
 import os
 import random
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -176,16 +177,25 @@ def build_corpus(
     arguments: dict[str, object] = {"num_utterances": int(num_utterances), "voice": voice, "seed": int(seed)}
     path = _cache_path(Path(cache_dir) if cache_dir is not None else default_cache_dir(), arguments)
     if path.exists():
-        return load_cached(path)
+        try:
+            return load_cached(path)
+        except ValueError as error:  # a corrupt or stale cache is rebuilt, never trusted
+            warnings.warn(f"{error}; rebuilding it", stacklevel=2)
+            path.unlink(missing_ok=True)
     corpus = _synthesize_corpus(int(num_utterances), voice, int(seed))
     save_cached(path, corpus, arguments)
     return corpus
 
 
 def load_cached(path: Path) -> SpeechCorpus:
-    """A corpus saved by :func:`save_cached`."""
-    stored = torch.load(path, weights_only=True)
-    return SpeechCorpus(examples=[_from_plain(plain) for plain in stored["examples"]], vocab=stored["vocab"])
+    """A corpus saved by :func:`save_cached`; ``ValueError`` naming the file if it is corrupt or not a corpus."""
+    try:
+        stored = torch.load(path, weights_only=True)
+        return SpeechCorpus(examples=[_from_plain(plain) for plain in stored["examples"]], vocab=stored["vocab"])
+    except Exception as error:  # unpickling, truncation, a wrong structure: all mean "not a usable corpus"
+        raise ValueError(
+            f"the speech-corpus cache {path} is unreadable ({type(error).__name__}); delete it to rebuild it"
+        ) from None
 
 
 def save_cached(path: Path, corpus: SpeechCorpus, arguments: dict[str, object]) -> None:

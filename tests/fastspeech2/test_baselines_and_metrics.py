@@ -1,4 +1,4 @@
-"""The FastSpeech baseline (teacher, duration extraction), FastSpeech 2s's pieces and the evaluation metrics."""
+"""The FastSpeech baseline (teacher, duration extraction, distillation), FastSpeech 2s's pieces and the metrics."""
 
 from __future__ import annotations
 
@@ -9,8 +9,17 @@ import pytest
 import torch
 
 from reprobook.data.speech import HOP_LENGTH, SAMPLE_RATE
-from reprobook.fastspeech2 import TeacherConfig, TransformerTTS, collate, extract_durations, focus_rate, load_data
-from reprobook.fastspeech2.baseline import guided_attention_weights
+from reprobook.fastspeech2 import (
+    FastSpeech2Config,
+    TeacherConfig,
+    TransformerTTS,
+    collate,
+    distill,
+    extract_durations,
+    focus_rate,
+    load_data,
+)
+from reprobook.fastspeech2.baselines import guided_attention_weights
 from reprobook.fastspeech2.data import TTSData
 from reprobook.fastspeech2.evaluate import (
     cepstra,
@@ -19,17 +28,24 @@ from reprobook.fastspeech2.evaluate import (
     pitch_moments,
     real_time_factor,
 )
-from reprobook.fastspeech2.wave import Discriminator, WaveDecoder, multi_resolution_stft_loss, random_slices
+from reprobook.fastspeech2.wave import (
+    Discriminator,
+    WaveConfig,
+    WaveDecoder,
+    multi_resolution_stft_loss,
+    random_slices,
+)
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> TTSData:
-    return load_data(12, 2, 2, cache_dir=str(tmp_path_factory.mktemp("speech")))
+    config = FastSpeech2Config(num_utterances=12, num_valid=2, num_test=2)
+    return load_data(config, cache_dir=str(tmp_path_factory.mktemp("speech")))
 
 
 def _teacher(data: TTSData) -> TransformerTTS:
     torch.manual_seed(0)
-    return TransformerTTS(TeacherConfig(vocab_size=len(data.vocab), d_model=32, d_ff=64)).eval()
+    return TransformerTTS(TeacherConfig(d_model=32, d_ff=64), len(data.vocab)).eval()
 
 
 def test_generation_is_consistent_with_teacher_forcing(data: TTSData) -> None:
@@ -44,6 +60,45 @@ def test_generation_is_consistent_with_teacher_forcing(data: TTSData) -> None:
         again, _ = teacher(batch)
     keep = torch.arange(mel.shape[1])[None, :] < batch.mel_lengths[:, None]
     torch.testing.assert_close(again[keep], mel[keep], atol=1e-4, rtol=1e-4)
+
+
+def test_generation_gives_the_mode_back(data: TTSData) -> None:
+    teacher = _teacher(data).train()
+    batch = collate(data.train[:1])
+    teacher.generate(batch.phonemes, batch.src_lengths, batch.mel_lengths)
+    assert teacher.training and all(m.training for m in teacher.modules())
+
+
+def test_distillation_gives_a_mel_and_durations_per_utterance(data: TTSData) -> None:
+    items = data.train[:3]
+    distilled = distill(_teacher(data), items, batch_size=2)
+    assert len(distilled.mels) == len(distilled.durations) == 3 and 0 <= distilled.head < 2 * 2
+    for mel, durations, item in zip(distilled.mels, distilled.durations, items):
+        assert mel.shape == item.mel.shape and durations.shape == item.phonemes.shape
+        assert int(durations.sum()) == item.mel.shape[0]
+    assert distilled.seconds > 0
+
+
+@pytest.mark.parametrize(
+    ("config", "kwargs", "name"),
+    [
+        (TeacherConfig, {"d_model": 0}, "teacher.d_model"),
+        (TeacherConfig, {"d_model": 33}, "teacher.num_heads"),
+        (TeacherConfig, {"dropout": math.nan}, "teacher.dropout"),
+        (TeacherConfig, {"guided_sigma": 0.0}, "teacher.guided_sigma"),
+        (TeacherConfig, {"num_steps": 1.5}, "teacher.num_steps"),
+        (TeacherConfig, {"lr": -1.0}, "teacher.lr"),
+        (TeacherConfig, {"grad_clip": math.inf}, "teacher.grad_clip"),
+        (WaveConfig, {"num_steps": 0}, "wave.num_steps"),
+        (WaveConfig, {"gan_start": -1}, "wave.gan_start"),
+        (WaveConfig, {"adversarial_weight": math.nan}, "wave.adversarial_weight"),
+        (WaveConfig, {"lr": 0.0}, "wave.lr"),
+        (WaveConfig, {"channels": True}, "wave.channels"),
+    ],
+)
+def test_teacher_and_wave_configs_refuse_bad_values_by_name(config: type, kwargs: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+        config(**kwargs)
 
 
 def test_extracted_durations_sum_to_the_frames_and_follow_the_peaks() -> None:

@@ -14,27 +14,36 @@ frame, causal decoder layers with encoder-decoder attention (the shared :mod:`re
 and a linear mel head, trained with teacher forcing on ground-truth mels. A guided-attention loss (DC-TTS; penalty
 ``W_{n,t} = 1 - exp(-(n/N - t/T)^2 / 2g^2)`` on attention off the diagonal) lets a small teacher align in minutes.
 It stops at the ground-truth frame count instead of predicting a stop token (a simplification in its favour).
+
+:func:`distill` is the step between teacher and student: one autoregressive pass over the training set gives both
+the durations and the distilled mels. ``train(FastSpeech2Config(model="fastspeech", pitch="none", energy=False))``
+runs the whole pipeline.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reprobook._validate import check_float, check_int
 from reprobook.data.speech import N_MELS
-from reprobook.fastspeech2.data import Batch
+from reprobook.fastspeech2.data import Batch, TTSItem, collate
 from reprobook.nn.transformer import DecoderLayer, EncoderLayer, MultiHeadAttention, padding_mask, sinusoidal_positions
+from reprobook.nn.utils import eval_mode
 from reprobook.profiles import pick_default
 
 
 @dataclass
 class TeacherConfig:
-    """Sizes of the autoregressive Transformer TTS teacher (as the FastSpeech 2 it is compared with)."""
+    """The autoregressive Transformer TTS teacher: its sizes (as the FastSpeech 2 it is compared with) and its
+    training recipe (as FastSpeech 2's: the same steps, batch, learning rate, warm-up and clipping). Seed and
+    validation schedule are the run's (:class:`~reprobook.fastspeech2.FastSpeech2Config`)."""
 
-    vocab_size: int
     d_model: int = pick_default(smoke=32, book=64, full=256)
     num_heads: int = 2
     encoder_layers: int = pick_default(smoke=1, book=2, full=4)
@@ -44,26 +53,46 @@ class TeacherConfig:
     prenet_dropout: float = 0.5
     guided_sigma: float = 0.2
     guided_weight: float = 10.0
-    n_mels: int = N_MELS
     max_len: int = 2048
+    num_steps: int = pick_default(smoke=12, book=400, full=20_000)
+    batch_size: int = 16
+    lr: float = 2e-3
+    warmup: int = pick_default(smoke=4, book=100, full=4_000)
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "num_heads", "encoder_layers", "decoder_layers", "d_ff", "max_len"):
+            check_int(f"teacher.{name}", getattr(self, name), 1)
+        if self.d_model % self.num_heads:
+            raise ValueError(f"teacher.d_model={self.d_model} must be divisible by teacher.num_heads={self.num_heads}")
+        check_float("teacher.dropout", self.dropout, 0, 1)
+        check_float("teacher.prenet_dropout", self.prenet_dropout, 0, 1)
+        check_float("teacher.guided_sigma", self.guided_sigma, 0, open_low=True)
+        check_float("teacher.guided_weight", self.guided_weight, 0)
+        for name in ("num_steps", "batch_size", "warmup"):
+            check_int(f"teacher.{name}", getattr(self, name), 1)
+        check_float("teacher.lr", self.lr, 0, open_low=True)
+        check_float("teacher.grad_clip", self.grad_clip, 0, open_low=True)
 
 
 class TransformerTTS(nn.Module):
-    """``forward(batch) -> (mel (B, T, 80), [cross-attention (B, M, T, N) per decoder layer])`` with teacher forcing."""
+    """``forward(batch) -> (mel (B, T, 80), [cross-attention (B, M, T, N) per decoder layer])`` with teacher forcing;
+    phoneme ids ``0 .. vocab_size - 1`` (0 = padding)."""
 
     positions: torch.Tensor
 
-    def __init__(self, config: TeacherConfig) -> None:
+    def __init__(self, config: TeacherConfig, vocab_size: int) -> None:
         super().__init__()
+        check_int("vocab_size", vocab_size, 2)
         c = self.config = config
         d = c.d_model
         make = lambda: MultiHeadAttention(d, c.num_heads)  # noqa: E731
-        self.embed = nn.Embedding(c.vocab_size, d, padding_idx=0)
+        self.embed = nn.Embedding(vocab_size, d, padding_idx=0)
         self.register_buffer("positions", sinusoidal_positions(c.max_len, d), persistent=False)
         self.encoder = nn.ModuleList(EncoderLayer(d, c.d_ff, make, c.dropout) for _ in range(c.encoder_layers))
-        self.prenet = nn.Sequential(nn.Linear(c.n_mels, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU())
+        self.prenet = nn.Sequential(nn.Linear(N_MELS, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU())
         self.decoder = nn.ModuleList(DecoderLayer(d, c.d_ff, make, c.dropout) for _ in range(c.decoder_layers))
-        self.mel_out = nn.Linear(d, c.n_mels)
+        self.mel_out = nn.Linear(d, N_MELS)
         for layer in self.decoder:
             _cross_attention(layer).store_weights = True
 
@@ -106,26 +135,24 @@ class TransformerTTS(nn.Module):
 
         A causal layer's output at position ``t`` depends on its inputs at positions ``<= t`` only, so each step
         runs the new frame through every layer against the cached inputs of the earlier ones (a KV cache that
-        stores the layer inputs, not K and V)."""
-        was_training = self.training
-        self.eval()
-        memory, src_padding = self.encode(phonemes, src_lengths)
-        b, total = phonemes.shape[0], int(num_frames.max())
-        frame = torch.zeros(b, 1, self.config.n_mels, device=phonemes.device)
-        caches: list[torch.Tensor | None] = [None] * len(self.decoder)
-        mels, attentions = [], []
-        for t in range(total):
-            x = self._prenet(frame) + self.positions[t : t + 1]
-            step_attention = []
-            for i, layer in enumerate(self.decoder):
-                cached = caches[i]
-                context = caches[i] = x if cached is None else torch.cat([cached, x], 1)
-                x = layer(x, memory, None, src_padding, context=context)
-                step_attention.append(_cross_attention(layer).weights())
-            frame = self.mel_out(x)
-            mels.append(frame)
-            attentions.append(torch.cat(step_attention, 1))  # (B, L * M, 1, N)
-        self.train(was_training)
+        stores the layer inputs, not K and V). Runs in eval mode and gives the model back in the mode it was in."""
+        with eval_mode(self):
+            memory, src_padding = self.encode(phonemes, src_lengths)
+            b, total = phonemes.shape[0], int(num_frames.max())
+            frame = torch.zeros(b, 1, N_MELS, device=phonemes.device)
+            caches: list[torch.Tensor | None] = [None] * len(self.decoder)
+            mels, attentions = [], []
+            for t in range(total):
+                x = self._prenet(frame) + self.positions[t : t + 1]
+                step_attention = []
+                for i, layer in enumerate(self.decoder):
+                    cached = caches[i]
+                    context = caches[i] = x if cached is None else torch.cat([cached, x], 1)
+                    x = layer(x, memory, None, src_padding, context=context)
+                    step_attention.append(_cross_attention(layer).weights())
+                frame = self.mel_out(x)
+                mels.append(frame)
+                attentions.append(torch.cat(step_attention, 1))  # (B, L * M, 1, N)
         keep = (~padding_mask(num_frames, total))[..., None]
         return torch.cat(mels, 1) * keep, torch.cat(attentions, 2) * keep[:, None]
 
@@ -167,3 +194,36 @@ def extract_durations(
         peaks = attention[b, head, :t, :n].argmax(-1)
         durations.append(torch.bincount(peaks, minlength=n).long())
     return durations, head
+
+
+@dataclass
+class Distilled:
+    """The teacher's outputs on the training set: generated mels ``(T, 80)``, durations from its attention, the
+    head they were read from, and the seconds it took (extraction and generation are one autoregressive pass)."""
+
+    mels: list[torch.Tensor]
+    durations: list[torch.Tensor]
+    head: int
+    seconds: float
+
+
+def distill(teacher: TransformerTTS, items: Sequence[TTSItem], batch_size: int = 50) -> Distilled:
+    """Sequence-level distillation and duration extraction in one autoregressive pass over ``items``: the head
+    with the highest mean focus rate over all of them gives every utterance's durations."""
+    start = time.perf_counter()
+    mels, attentions, shapes = [], [], []
+    for first in range(0, len(items), batch_size):
+        batch = collate(items[first : first + batch_size])
+        mel, attention = teacher.generate(batch.phonemes, batch.src_lengths, batch.mel_lengths)
+        for b in range(mel.shape[0]):
+            n, t = int(batch.src_lengths[b]), int(batch.mel_lengths[b])
+            mels.append(mel[b, :t].clone())
+            attentions.append(attention[b, :, :t, :n])
+            shapes.append((n, t))
+    focus = torch.stack([focus_rate(a[None], torch.tensor([t]))[0] for a, (_, t) in zip(attentions, shapes)]).mean(0)
+    head = int(focus.argmax())
+    durations = []
+    for a, (n, t) in zip(attentions, shapes):
+        d, _ = extract_durations(a[None], torch.tensor([n]), torch.tensor([t]), head)
+        durations.append(d[0])
+    return Distilled(mels, durations, head, time.perf_counter() - start)

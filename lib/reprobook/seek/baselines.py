@@ -4,9 +4,12 @@ pykeen (Ali et al., JMLR 2021) is a widely used knowledge-graph embedding librar
 train here on exactly the :class:`~reprobook.data.kg.KnowledgeGraph` split the chapter uses, with
 the same real-parameter budget ``dim`` per entity (ComplEx and RotatE hold ``dim / 2`` complex
 numbers), through pykeen's own training loop (sLCWA: uniform negative sampling), its default loss
-for each model and its initialisers. Only the ranking is ours: :func:`~reprobook.seek.evaluate.rank_triples`
-calls pykeen's ``score_h`` / ``score_t`` and applies the same filter and realistic tie policy, so
-the numbers sit beside ours on equal terms.
+for each model and its initialisers. Only the ranking is ours: :func:`~reprobook.seek.evaluate.evaluate`
+calls pykeen's ``score_h`` / ``score_t`` through :class:`PykeenModel` and applies the same filter and
+realistic tie policy, so the numbers sit beside ours on equal terms.
+
+The training loop is pykeen's, not :func:`reprobook.train.fit`: that is the point of an external anchor
+(and one call of it fixes pykeen's random draws). Its history holds one loss per epoch.
 
 pykeen is imported inside :func:`train_pykeen` only: the import alone takes several seconds.
 """
@@ -15,16 +18,18 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from reprobook._validate import check_choice
+from reprobook._validate import check_choice, check_float, check_int
 from reprobook.data.kg import KnowledgeGraph
-from reprobook.profiles import pick
-from reprobook.seek.evaluate import evaluate
-from reprobook.train import seed_everything
+from reprobook.profiles import pick_default
+from reprobook.seek.evaluate import SEEKScores, evaluate
+from reprobook.seek.model import LinkPredictor
+from reprobook.seek.scoring import Side
+from reprobook.train import History, RunResult, seed_everything
 
 PYKEEN_MODELS = ("DistMult", "ComplEx", "RotatE")
 COMPLEX_VALUED = ("ComplEx", "RotatE")
@@ -36,7 +41,7 @@ class PykeenConfig:
 
     model: str = "ComplEx"
     dim: int = 64
-    num_epochs: int = field(default_factory=lambda: pick(smoke=2, book=100, full=300))
+    num_epochs: int = pick_default(smoke=2, book=100, full=300)
     batch_size: int = 512
     lr: float = 0.01
     num_negatives: int = 16
@@ -44,49 +49,59 @@ class PykeenConfig:
 
     def __post_init__(self) -> None:
         check_choice("model", self.model, PYKEEN_MODELS)
+        check_int("dim", self.dim, 1)
         if self.model in COMPLEX_VALUED and self.dim % 2:
             raise ValueError(f"{self.model} stores dim / 2 complex numbers: dim={self.dim} must be even")
+        check_int("num_epochs", self.num_epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_float("lr", self.lr, 0, open_low=True)
+        check_int("num_negatives", self.num_negatives, 1)
+        check_int("seed", self.seed, 0)
 
     @property
     def label(self) -> str:
         return f"pykeen {self.model}"
 
 
-@dataclass
-class PykeenResult:
-    """The trained pykeen model (wrapped for our evaluator) and its filtered metrics."""
+class PykeenModel(LinkPredictor):
+    """A trained pykeen model behind the ``score_all`` surface of :class:`~reprobook.seek.model.KGEModel`."""
 
-    config: PykeenConfig
-    model: PykeenScorer
-    losses: list[float]
-    valid: dict[str, float]
-    test: dict[str, float]
-    seconds_per_epoch: float
+    def __init__(self, pykeen_model: Any, num_entities: int, num_relations: int, name: str) -> None:
+        super().__init__()
+        self.pykeen_model = pykeen_model  # a submodule: eval_mode reaches it
+        self.num_entities, self.num_relations, self.name = num_entities, num_relations, name
 
     @property
-    def num_parameters(self) -> int:
-        return sum(p.numel() * (2 if p.is_complex() else 1) for p in self.model.pykeen_model.parameters())
-
-
-class PykeenScorer:
-    """Adapter: a trained pykeen model with the ``score_all`` surface of :class:`~reprobook.seek.model.KGEModel`."""
-
-    def __init__(self, pykeen_model: Any, num_entities: int, num_relations: int) -> None:
-        self.pykeen_model, self.num_entities, self.num_relations = pykeen_model, num_entities, num_relations
+    def label(self) -> str:
+        return f"pykeen {self.name}"
 
     @property
     def device(self) -> torch.device:
         return next(self.pykeen_model.parameters()).device
 
-    def score_all(self, triples: torch.Tensor, side: str = "tail") -> torch.Tensor:
+    def score_all(self, triples: torch.Tensor, side: Side = "tail") -> torch.Tensor:
         """``(B, 3)`` -> ``(B, E)``: pykeen's ``score_t`` (``side="tail"``) or ``score_h``."""
         check_choice("side", side, ("head", "tail"))
-        self.pykeen_model.eval()
         if side == "tail":
             scores: torch.Tensor = self.pykeen_model.score_t(triples[:, :2])
         else:
             scores = self.pykeen_model.score_h(triples[:, 1:])
         return scores
+
+
+@dataclass(kw_only=True)
+class PykeenResult(RunResult):
+    """The trained pykeen model (wrapped for our evaluator), its per-epoch losses and its filtered scores."""
+
+    model: PykeenModel
+    valid: SEEKScores
+    test: SEEKScores
+    seconds_per_epoch: float
+
+    @property
+    def num_parameters(self) -> int:
+        """Real parameters: a complex one counts twice, so the budget compares with ours."""
+        return sum(p.numel() * (2 if p.is_complex() else 1) for p in self.model.parameters())
 
 
 def triples_factory(graph: KnowledgeGraph) -> Any:
@@ -100,31 +115,13 @@ def triples_factory(graph: KnowledgeGraph) -> Any:
     )
 
 
-def knowledge_graph_from_pykeen(name: str) -> KnowledgeGraph:
-    """A dataset of ``pykeen.datasets`` (``"FB15k237"``, ``"WN18RR"``, ``"Nations"``, ...) as a :class:`KnowledgeGraph`.
-
-    Datasets that pykeen does not ship (FB15k-237 and most others) are downloaded by pykeen into its
-    own cache on first use: this needs the network. Entity and relation ids are pykeen's (sorted names).
-    """
-    import pykeen.datasets
-
-    dataset = pykeen.datasets.get_dataset(dataset=name)
-    entities = tuple(sorted(dataset.entity_to_id, key=dataset.entity_to_id.__getitem__))
-    relations = tuple(sorted(dataset.relation_to_id, key=dataset.relation_to_id.__getitem__))
-    splits = (dataset.training, dataset.validation, dataset.testing)
-    if any(split is None for split in splits):
-        raise ValueError(f"pykeen dataset {name!r} has no validation split")
-    train, valid, test = (split.mapped_triples.long().contiguous() for split in splits if split is not None)
-    return KnowledgeGraph(name.lower(), entities, relations, train, valid, test)
-
-
-def train_pykeen(config: PykeenConfig, graph: KnowledgeGraph, *, progress: bool = False) -> PykeenResult:
-    """Train pykeen's ``config.model`` on ``graph.train`` with pykeen's sLCWA loop and Adam; evaluate with ours."""
+def train_pykeen(config: PykeenConfig, data: KnowledgeGraph, *, progress: bool = False) -> PykeenResult:
+    """Train pykeen's ``config.model`` on ``data.train`` with pykeen's sLCWA loop and Adam; evaluate with ours."""
     from pykeen.models import ComplEx, DistMult, RotatE
     from pykeen.training import SLCWATrainingLoop
 
     seed_everything(config.seed)
-    factory = triples_factory(graph)
+    factory = triples_factory(data)
     model_class = {"DistMult": DistMult, "ComplEx": ComplEx, "RotatE": RotatE}[config.model]
     embedding_dim = config.dim // 2 if config.model in COMPLEX_VALUED else config.dim
     model = model_class(triples_factory=factory, embedding_dim=embedding_dim, random_seed=config.seed)
@@ -140,7 +137,7 @@ def train_pykeen(config: PykeenConfig, graph: KnowledgeGraph, *, progress: bool 
     # the collector's reach for the duration, so that each collection only looks at new ones; numbers unchanged.
     gc.freeze()
     try:
-        start = time.perf_counter()
+        start = time.perf_counter()  # pykeen's loop, not fit: timed around its one call (no evaluation inside)
         losses = loop.train(
             triples_factory=factory,
             num_epochs=config.num_epochs,
@@ -151,6 +148,18 @@ def train_pykeen(config: PykeenConfig, graph: KnowledgeGraph, *, progress: bool 
         seconds = time.perf_counter() - start
     finally:
         gc.unfreeze()
-    scorer = PykeenScorer(model, graph.num_entities, graph.num_relations)
-    valid, test = evaluate(scorer, graph, "valid"), evaluate(scorer, graph, "test")
-    return PykeenResult(config, scorer, list(losses or []), valid, test, seconds / config.num_epochs)
+    losses = list(losses or [])
+    history = History(num_steps=config.num_epochs, seconds=seconds)
+    for epoch, loss in enumerate(losses, start=1):
+        history.append(epoch, {"loss": loss})
+    wrapped = PykeenModel(model, data.num_entities, data.num_relations, config.model)
+    valid, test = evaluate(wrapped, data, "valid"), evaluate(wrapped, data, "test")
+    return PykeenResult(
+        config=config,
+        model=wrapped,
+        history=history,
+        metrics={"valid_mrr": valid.mrr, "test_mrr": test.mrr},
+        valid=valid,
+        test=test,
+        seconds_per_epoch=seconds / config.num_epochs,
+    )

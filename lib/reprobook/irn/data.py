@@ -1,0 +1,108 @@
+"""The images of an IRN run: training photos, validation centre crops, test photos; and the random training crops.
+
+:func:`load_data` reads them offline by default: the scikit-image / scikit-learn photos of
+:mod:`reprobook.data.images` (``TRAIN_IMAGES`` to train on, ``TEST_IMAGES`` held out). ``dataset="div2k"`` (the
+``full`` profile) trains on the 800 DIV2K training photos, decoded lazily, and tests on Set5, as the paper does;
+both download on first use only with ``REPROBOOK_ALLOW_DOWNLOAD=1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from reprobook._validate import check_choice, check_int
+from reprobook.data import images
+
+if TYPE_CHECKING:
+    from reprobook.irn.train import IRNConfig
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class IRNData:
+    """The images of one run, each ``(3, H, W)`` in ``[0, 1]``.
+
+    ``train``: the photos that random crops are drawn from (a lazy :class:`~reprobook.data.images.ImageFiles` for
+    DIV2K); ``test``: the held-out photos, mod-cropped to a multiple of the scale, named by ``test_names``;
+    ``valid``: centre crops of the test photos (side ``config.val_side`` at most), for the validation curve.
+    """
+
+    train: Sequence[Tensor]
+    valid: list[Tensor]
+    test: list[Tensor]
+    test_names: list[str]
+
+    def __post_init__(self) -> None:
+        for name in SPLITS:
+            if len(getattr(self, name)) == 0:
+                raise ValueError(f"IRNData.{name} is empty; expected at least one (3, H, W) image")
+        if len(self.test_names) != len(self.test):
+            raise ValueError(f"test_names has {len(self.test_names)} entries but test has {len(self.test)} images")
+
+    def split(self, name: str) -> tuple[Sequence[Tensor], tuple[str, ...]]:
+        """The images of split ``name`` (``train``, ``valid`` or ``test``) and their names."""
+        check_choice("split", name, SPLITS)
+        if name == "train":
+            return self.train, tuple(f"train {i}" for i in range(len(self.train)))
+        return getattr(self, name), tuple(self.test_names)
+
+
+def load_data(config: IRNConfig) -> IRNData:
+    """The training photos, the test photos mod-cropped to ``config.scale``, and their validation centre crops.
+
+    Each validation crop is the central square of a test photo with side ``config.val_side`` (or the photo's
+    shorter side if smaller), rounded down to a multiple of the scale.
+    """
+    scale = config.scale
+    train: Sequence[Tensor]
+    if config.dataset == "div2k":
+        train, set5 = images.load_div2k("train"), images.load_set5()
+        test, names = [images.crop_to_multiple(im, scale) for im in set5], [p.stem for p in set5.paths]
+    else:
+        train = images.load_images(images.TRAIN_IMAGES)
+        test = [images.crop_to_multiple(im, scale) for im in images.load_images(images.TEST_IMAGES)]
+        names = list(images.TEST_IMAGES)
+    valid = [images.center_crop(im, min(config.val_side, *im.shape[-2:]) // scale * scale) for im in test]
+    return IRNData(train=train, valid=valid, test=test, test_names=names)
+
+
+class TrainingCrops(Dataset[Tensor]):
+    """``num_crops`` random HR crops with flips and rotations; item ``i`` depends only on ``(seed, i)``.
+
+    Each item picks a photo, a position, a horizontal flip and 0-3 quarter turns from NumPy's generator seeded
+    with ``(seed, i)``, so crops are the same in every worker and every run. ``images`` may be a lazy sequence
+    (:class:`~reprobook.data.images.ImageFiles`, e.g. DIV2K): each item decodes one image, so the dataset never
+    holds more than a worker's current image.
+    """
+
+    def __init__(self, images: Sequence[Tensor], crop_size: int, num_crops: int, seed: int) -> None:
+        if len(images) == 0:
+            raise ValueError("images is empty; expected training images of shape (3, H, W)")
+        self.images = images
+        self.crop_size = check_int("crop_size", crop_size, 1)
+        self.num_crops = check_int("num_crops", num_crops, 0)
+        self.seed = check_int("seed", seed)
+
+    def __len__(self) -> int:
+        return self.num_crops
+
+    def __getitem__(self, index: int) -> Tensor:
+        rng = np.random.default_rng([self.seed, index])
+        image = self.images[int(rng.integers(len(self.images)))]
+        height, width = image.shape[-2:]
+        if min(height, width) < self.crop_size:
+            raise ValueError(f"crop_size={self.crop_size} does not fit an image of shape {tuple(image.shape)}")
+        top, left = int(rng.integers(height - self.crop_size + 1)), int(rng.integers(width - self.crop_size + 1))
+        crop = TF.crop(image, top, left, self.crop_size, self.crop_size)
+        if rng.integers(2):
+            crop = TF.horizontal_flip(crop)
+        return torch.rot90(crop, int(rng.integers(4)), dims=(-2, -1)).contiguous()
