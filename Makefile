@@ -8,8 +8,6 @@ INSTALLED := $(VENV)/.installed
 PROFILE ?= $(or $(REPROBOOK_PROFILE),book)
 STAGE := bash .ci/stage
 SMOKE := _smoke
-LIB_FILES := $(shell find lib -name '*.py' -not -path '*/__pycache__/*')
-BOOK_FILES := _config.yml _toc.yml $(shell find book -type f -not -path '*/.ipynb_checkpoints/*')
 
 .PHONY: book test lab venv lint clean
 .DELETE_ON_ERROR:
@@ -21,26 +19,30 @@ $(INSTALLED): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable ".[book,test,compression]"
+	@# A git filter strips outputs when a notebook is staged, so a chapter run and saved in JupyterLab is
+	@# committed output-free (nbstripout; the working copy keeps its outputs).
+	@if [ -d .git ]; then \
+		git config filter.nbstripout.clean "'$(CURDIR)/$(BIN)/python' -m nbstripout --keep-id" && \
+		git config filter.nbstripout.smudge cat && \
+		mkdir -p .git/info && touch .git/info/attributes && \
+		(grep -qx '*.ipynb filter=nbstripout' .git/info/attributes || echo '*.ipynb filter=nbstripout' >> .git/info/attributes) && \
+		echo "git filter: notebooks are committed without outputs (nbstripout --keep-id)"; fi
 	@touch $@
 
 # --- make book --------------------------------------------------------------------------------
-# Jupyter's cache knows notebook code, not the library or the profile: this key clears it when
-# either changes, so `make book` re-executes only what could have changed.
-_build/.exec-key-$(PROFILE): $(LIB_FILES) $(INSTALLED)
-	@mkdir -p _build && rm -rf _build/.jupyter_cache _build/.exec-key-*
-	@touch $@
-
-_build/html/index.html: _build/.exec-key-$(PROFILE) $(BOOK_FILES)
-	$(STAGE) book "execute ($(PROFILE) profile) and build the HTML book" \
-		env REPROBOOK_PROFILE=$(PROFILE) $(BIN)/jupyter-book build --all -W --keep-going . 
-	@touch $@
+# tools/build_book.py executes the chapters one after another with live progress (chapter k of N, cell,
+# elapsed time, the training bar), reuses the executed copy of any chapter whose notebook, library, pins
+# and profile are unchanged, and builds the HTML from the executed copies. CHAPTER=irn re-executes one.
+CHAPTER ?=
 
 book:
 	@mkdir -p _build && rm -f _build/times-book.txt
 	@$(STAGE) book "set up .venv (installs only when the pins changed)" $(MAKE) --no-print-directory venv
-	@$(MAKE) --no-print-directory _build/html/index.html
-	@echo "Stage times:" && cat _build/times-book.txt
-	@echo "The book is at _build/html/index.html"
+	@$(STAGE) book "execute the chapters ($(PROFILE) profile) and build the HTML book" \
+		$(BIN)/python tools/build_book.py --profile $(PROFILE) --out _build --chapters "$(CHAPTER)" \
+		--times _build/times-book.txt
+	@echo "Stage and chapter times:" && cat _build/times-book.txt
+	@echo "The book is at _build/html/index.html; the claims at _build/claims.json"
 
 # --- make test --------------------------------------------------------------------------------
 test:
@@ -51,14 +53,10 @@ test:
 	$(STAGE) test "Triton kernels under TRITON_INTERPRET=1 (vs the PyTorch reference)" \
 		env TRITON_INTERPRET=1 $(BIN)/python -m pytest tests/kernels -q
 	$(STAGE) test "format and lint (ruff)" \
-		sh -c '$(BIN)/ruff format --check --quiet lib tests && $(BIN)/ruff check --quiet lib tests'
+		sh -c '$(BIN)/ruff format --check --quiet lib tests tools && $(BIN)/ruff check --quiet lib tests tools'
 	$(STAGE) test "type check (mypy)" $(BIN)/mypy
-	@rm -rf $(SMOKE) && mkdir -p $(SMOKE) && cp -r book _toc.yml $(SMOKE)/
-	@sed 's/^  execute_notebooks: .*/  execute_notebooks: "off"/' _config.yml > $(SMOKE)/_config.yml
-	$(STAGE) test "notebooks with nbmake (smoke profile)" \
-		env REPROBOOK_PROFILE=smoke $(BIN)/python -m pytest --nbmake --overwrite --nbmake-timeout=600 -q -p no:cacheprovider $(SMOKE)/book
-	$(STAGE) test "build the book from the executed notebooks" \
-		$(BIN)/jupyter-book build --all -W --keep-going $(SMOKE)
+	$(STAGE) test "execute every chapter (smoke profile) and build the book" \
+		$(BIN)/python tools/build_book.py --profile smoke --out $(SMOKE)/_build --times _build/times-test.txt
 	$(STAGE) test "browser test of the built HTML (headless Chromium)" \
 		env REPROBOOK_HTML=$(SMOKE)/_build/html $(BIN)/python -m pytest tests/browser -q -rs
 	@echo "Stage times:" && cat _build/times-test.txt
@@ -67,7 +65,7 @@ lab: $(INSTALLED)
 	$(BIN)/jupyter lab book/
 
 lint: $(INSTALLED)
-	$(BIN)/ruff format lib tests && $(BIN)/ruff check --fix lib tests
+	$(BIN)/ruff format lib tests tools && $(BIN)/ruff check --fix lib tests tools
 	$(BIN)/mypy
 
 clean:

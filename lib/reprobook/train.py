@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,11 +32,15 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from tqdm.std import tqdm as text_tqdm
 
 from reprobook._validate import check_choice, check_int
 from reprobook.nn.utils import count_parameters
 
 DEVICES = ("auto", "cpu", "cuda")
+PROGRESS_ENV = "REPROBOOK_PROGRESS"
+"""``REPROBOOK_PROGRESS=text`` draws progress bars as text lines (the book build sets it: a static page cannot show a
+live widget, and the build's terminal shows the text line as the chapter runs)."""
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -166,6 +171,13 @@ def _finite(values: Mapping[str, float], step: int, desc: str) -> None:
         )
 
 
+def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
+    """``tqdm.auto`` (a widget in notebooks), or a plain text bar when ``REPROBOOK_PROGRESS=text``."""
+    if os.environ.get(PROGRESS_ENV, "").strip() == "text":
+        return text_tqdm(total=total, desc=desc, disable=not enabled, mininterval=2.0, ncols=100, file=sys.stderr)
+    return tqdm(total=total, desc=desc, disable=not enabled, mininterval=0.5)
+
+
 def fit(
     step: Callable[[Any], Mapping[str, float]],
     batches: Iterable[Any],
@@ -203,7 +215,7 @@ def fit(
 
     if eval_at_start:
         run_evaluation()
-    bar = tqdm(total=num_steps, desc=desc, disable=not progress, mininterval=0.5)
+    bar = _progress_bar(num_steps, desc, progress)
     stream = _cycle(batches)
     try:
         for index in range(1, num_steps + 1):

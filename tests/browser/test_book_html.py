@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,6 +97,39 @@ def _open(page, name: str):  # type: ignore[no-untyped-def]
     return page
 
 
+def _offline(page):  # type: ignore[no-untyped-def]
+    """Block every request that is not a local file, as on a reader's machine with no network."""
+    blocked: list[str] = []
+
+    def handle(route) -> None:  # type: ignore[no-untyped-def]
+        url = route.request.url
+        if url.startswith(("file:", "data:")):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    page.route("**/*", handle)
+    return blocked
+
+
+CHAPTERS = [p for p in PAGES if (ROOT / f"{p}.ipynb").exists()]
+
+
+def _prose(page: str) -> str:
+    """The Markdown of a page: its .md file, or the Markdown cells of its notebook."""
+    if (ROOT / f"{page}.md").exists():
+        return (ROOT / f"{page}.md").read_text()
+    if not (ROOT / f"{page}.ipynb").exists():
+        return ""
+    cells = json.loads((ROOT / f"{page}.ipynb").read_text())["cells"]
+    return "\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
+
+
+MATH_PAGES = [p for p in PAGES if re.search(r"\$[^$\s]|\\\(", _prose(p))]
+BARE_NUMBER = re.compile(r"^-?\d[\d_,]*(\.\d+)?(e[-+]?\d+)?$")
+
+
 def test_index_redirects_to_the_introduction(page) -> None:  # type: ignore[no-untyped-def]
     page.goto((HTML / "index.html").as_uri())
     page.wait_for_url("**/book/intro.html")
@@ -148,3 +182,58 @@ def test_dragging_the_comparison_slider_moves_the_split(page, name: str) -> None
     assert after != before, f"dragging the slider did not change the view ({before} -> {after})"
     right_inset = float(after.split("(")[1].split()[1].rstrip("%"))
     assert right_inset > 80, f"slider at ~10% should hide ~90% of the top image, got {after}"
+
+
+PROSE_AND_OUTPUTS = """article => {
+    const copy = article.cloneNode(true);
+    copy.querySelectorAll('.cell_input, div.highlight').forEach(e => e.remove());
+    return copy.innerText;
+}"""
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_tables_render_as_tables_and_no_cell_echoes_a_bare_number(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    _open(page, name)
+    text = page.locator("article").evaluate(PROSE_AND_OUTPUTS)  # code listings may contain pipes; the page may not
+    pipes = [line for line in text.splitlines() if re.match(r"^\s*\|.*\|\s*$", line) or "|---" in line]
+    assert not pipes, f"{name}: raw Markdown table syntax in the page: {pipes[:3]}"
+    if "claims_table(" in _notebook_source(name) or "table(" in _notebook_source(name):
+        assert page.locator("article table").count() > 0, f"{name} builds tables but the page shows no <table>"
+    outputs = page.locator(".cell_output .output").all_inner_texts()
+    bare = [o.strip() for o in outputs if BARE_NUMBER.match(o.strip())]
+    assert not bare, f"{name}: output cells that only echo a number (a cell ending in a value): {bare[:5]}"
+
+
+@pytest.mark.parametrize("name", MATH_PAGES)
+def test_math_renders_with_the_network_blocked(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    blocked = _offline(page)
+    _open(page, name)
+    page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=15_000)
+    page.evaluate("() => MathJax.startup.promise")
+    assert page.locator("mjx-container").count() > 0, f"{name}: no typeset math (MathJax did not run offline)"
+    text = page.locator("article").inner_text()
+    assert "\\(" not in text and "$$" not in text, f"{name}: raw TeX left in the page"
+    needed = [u for u in blocked if "mathjax" in u.lower() or "require" in u.lower()]
+    assert not needed, f"{name}: the page fetched its math machinery from the network: {needed}"
+
+
+def test_scoreboard_lists_every_chapters_claims(page) -> None:  # type: ignore[no-untyped-def]
+    stating = {Path(p).name for p in CHAPTERS if "claim(" in _notebook_source(p)}
+    _open(page, "book/scoreboard")
+    links = page.locator("article table a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    listed = {href.split(".html")[0] for href in links}
+    assert stating, "no chapter states a claim through reprobook.claims"
+    assert listed == stating, f"scoreboard chapters {sorted(listed)} != chapters that state claims {sorted(stating)}"
+    for href in set(links):
+        assert (HTML / "book" / href.split("#")[0]).exists(), f"scoreboard links to a missing page: {href}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_screenshot_of_each_chapter(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Saves a full-page screenshot under <build>/screenshots/ for a person to look at."""
+    _open(page, name)
+    page.wait_for_timeout(500)
+    folder = HTML.parent / "screenshots"
+    folder.mkdir(exist_ok=True)
+    page.screenshot(path=str(folder / f"{Path(name).name}.png"), full_page=True)
+    assert (folder / f"{Path(name).name}.png").stat().st_size > 10_000
