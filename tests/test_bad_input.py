@@ -79,3 +79,20 @@ def test_image_metrics_refuse_the_wrong_scale_and_integer_luma():
     assert torch.isfinite(psnr(x * 255, x.clamp(0.1, 0.9) * 255, data_range=255))
     with pytest.raises(ValueError, match="image must hold floats"):
         rgb_to_y(torch.zeros(3, 4, 4, dtype=torch.uint8))
+
+
+def test_issue_15_repros_that_remained():
+    import torch
+
+    from reprobook import irn, mat
+    from reprobook.data.speech.features import log_mel
+    from reprobook.fastspeech2.variance import durations_to_mel2ph
+
+    with pytest.raises(ValueError, match="waveform must hold floats"):
+        log_mel(torch.zeros(16000, dtype=torch.int16))
+    with pytest.raises(ValueError, match="durations"):
+        durations_to_mel2ph(torch.tensor([[10**11]]))
+    with pytest.raises(ValueError, match="num_draws"):
+        irn.evaluate(irn.Bicubic(2), irn.load_data(irn.IRNConfig()), num_draws=10**9)
+    with pytest.raises(ValueError, match="drop_branch"):
+        mat.matched_configs(mat.MATConfig(drop_branch=0.0))

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reprobook._validate import check_fits_in_memory
+
 NUM_SCALES = 10
 CWT_DT = 0.005
 """pycwt's time step in NATSpeech (``dt = 0.005``, ``s0 = 2 dt``, ``dj = 1``, ``J = 9``): scales ``0.01 * 2^k`` s."""
@@ -59,6 +61,7 @@ def durations_to_mel2ph(durations: torch.Tensor, max_frames: int | None = None) 
         raise ValueError(f"durations must be (B, N), got shape {tuple(durations.shape)}")
     totals = durations.sum(1)
     width = int(totals.max()) if max_frames is None and durations.numel() else int(max_frames or 0)
+    check_fits_in_memory("durations", f"summing to {width} frames", 3 * 8 * durations.shape[0] * width)
     ends = durations.cumsum(1)  # frame t belongs to the first phoneme whose end exceeds t
     frames = torch.arange(width, device=durations.device).expand(durations.shape[0], width).contiguous()
     index = torch.searchsorted(ends, frames, right=True) + 1

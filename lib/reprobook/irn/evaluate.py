@@ -26,6 +26,9 @@ from reprobook.metrics.image import psnr, ssim
 from reprobook.nn import eval_mode
 from reprobook.train import Scores
 
+MAX_DRAWS = 1_000
+"""More draws of z than this would not change the mean PSNR visibly and would take hours."""
+
 
 class Rescaler(Protocol):
     """What :func:`evaluate` and :func:`validation_psnr` need: ``scale``, ``stochastic``, ``downscale(x)``,
@@ -134,7 +137,7 @@ def evaluate(
     multiple of the scale. ``label`` names the rescaler in :meth:`IRNScores.row` (default: its class name).
     """
     images, names = data.split(split)
-    check_int("num_draws", num_draws, 1)
+    check_int("num_draws", num_draws, 1, MAX_DRAWS)
     check_float("temperature", temperature, 0)
     check_int("seed", seed)
     device = _device(model)

@@ -35,6 +35,11 @@ def matched_configs(base: MATConfig) -> dict[str, MATConfig]:
     """The chapter's four runs at (nearly) equal parameter count, by name: the matched Transformer, MAT without
     drop-branch, MAT with ``base``'s drop-branch rate, and MAT with proximal initialisation (``base``'s
     ``proximal_steps``, else half the updates)."""
+    if base.drop_branch <= 0:
+        raise ValueError(
+            f"base.drop_branch must be > 0, got {base.drop_branch!r}: matched_configs compares MAT with drop-branch "
+            "against MAT without it"
+        )
     return {
         "Transformer": matched_transformer(base),
         "MAT, rho=0": replace(base, drop_branch=0.0, proximal_steps=0),

@@ -58,6 +58,9 @@ def _mel_transform() -> torchaudio.transforms.MelSpectrogram:
 
 
 def _check_waveform(waveform: torch.Tensor) -> None:
+    if not isinstance(waveform, torch.Tensor) or not waveform.is_floating_point():
+        kind = waveform.dtype if isinstance(waveform, torch.Tensor) else type(waveform).__name__
+        raise ValueError(f"waveform must hold floats in [-1, 1], got {kind}; convert 16-bit PCM with x.float() / 32768")
     if waveform.ndim != 1 or waveform.numel() <= N_FFT // 2:
         raise ValueError(f"waveform must be 1-D with more than {N_FFT // 2} samples, got shape {tuple(waveform.shape)}")
 
