@@ -73,3 +73,10 @@ def test_a_corrupt_record_names_the_file(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(ValueError, match="broken.json is not a claims record"):
         load_records(tmp_path)
+
+
+def test_a_cell_ending_in_a_claim_shows_one_line() -> None:
+    from IPython.lib.pretty import pretty
+
+    c = claim("toy_line", "beats", measured=2.0, compare=">=", threshold=1.5, unit="dB", fmt=".1f", asserted=False)
+    assert pretty(c) == "claim toy_line: holds (measured 2.0 dB, needs >= 1.5 dB; reported)"

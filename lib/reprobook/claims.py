@@ -89,6 +89,14 @@ class Claim:
     def verdict(self) -> str:
         return "holds" if self.holds else "does not hold"
 
+    def summary(self) -> str:
+        """One line: the claim's id, its verdict and the numbers, e.g. what a notebook cell ending in it shows."""
+        checked = "asserted" if self.asserted else "reported"
+        return f"claim {self.id}: {self.verdict} (measured {self.here}, needs {self.bar}; {checked})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython's display of a cell's last value
+        printer.text(self.summary())
+
     def row(self) -> dict[str, str]:
         """One line of a claims table."""
         return {
