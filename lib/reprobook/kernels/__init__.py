@@ -25,6 +25,11 @@ from reprobook.kernels.length_regulator import (
     variance_regulate_reference,
     variance_regulate_triton,
 )
+from reprobook.kernels.linear_cross_entropy import (
+    linear_cross_entropy,
+    linear_cross_entropy_reference,
+    linear_cross_entropy_triton,
+)
 from reprobook.kernels.registry import BACKENDS, ENV_VAR, KernelSpec, all_kernels, choose_backend, get, register
 from reprobook.kernels.softmax import softmax, softmax_reference, softmax_triton
 
@@ -44,6 +49,9 @@ __all__ = [
     "kg_rank_counts",
     "kg_rank_counts_reference",
     "kg_rank_counts_triton",
+    "linear_cross_entropy",
+    "linear_cross_entropy_reference",
+    "linear_cross_entropy_triton",
     "pack_bitmask",
     "register",
     "softmax",
