@@ -96,3 +96,14 @@ def test_issue_15_repros_that_remained():
         irn.evaluate(irn.Bicubic(2), irn.load_data(irn.IRNConfig()), num_draws=10**9)
     with pytest.raises(ValueError, match="drop_branch"):
         mat.matched_configs(mat.MATConfig(drop_branch=0.0))
+
+
+def test_mcd_refuses_a_transposed_mel():
+    import torch
+
+    from reprobook.fastspeech2.evaluate import mel_cepstral_distortion
+
+    mel = torch.randn(50, 80)
+    assert mel_cepstral_distortion(mel, mel)[0] == 0.0
+    with pytest.raises(ValueError, match=r"reference must be a non-empty \(T, 80\) log-mel"):
+        mel_cepstral_distortion(mel, mel.T)

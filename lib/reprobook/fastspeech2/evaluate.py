@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from reprobook._validate import check_choice, check_int
+from reprobook._validate import check_choice, check_int, describe
 from reprobook.data.speech import HOP_LENGTH, SAMPLE_RATE, frame_energy, frame_pitch, log_mel
 from reprobook.data.speech.align import cepstra, dtw_path
+from reprobook.data.speech.features import N_MELS
 from reprobook.fastspeech2.audio import griffin_lim
 from reprobook.fastspeech2.baselines import TransformerTTS
 from reprobook.fastspeech2.data import TTSData, TTSItem, collate
@@ -48,6 +49,12 @@ RECORDINGS = "recordings through Griffin-Lim"
 
 def mel_cepstral_distortion(mel: torch.Tensor, reference: torch.Tensor) -> tuple[float, list[tuple[int, int]]]:
     """MCD (dB) between log-mels ``(T1, 80)`` and ``(T2, 80)`` after DTW, and the path (generated, reference)."""
+    for name, value in (("mel", mel), ("reference", reference)):
+        if not isinstance(value, torch.Tensor) or value.ndim != 2 or value.shape[-1] != N_MELS or not len(value):
+            raise ValueError(
+                f"{name} must be a non-empty (T, {N_MELS}) log-mel, got {describe(value)} (a (n_mels, T) mel is "
+                "transposed: pass mel.T)"
+            )
     c, r = cepstra(mel), cepstra(reference)
     path = dtw_path(c, r)
     diff = np.stack([c[i] - r[j] for i, j in path])
