@@ -127,14 +127,26 @@ class ProgressClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
-def collapse_carriage_returns(nb: Any) -> None:
-    """Keep what a terminal would show of each stream output: the text after the last ``\\r`` of every line (a
-    progress bar leaves its final state, not its hundred intermediate ones)."""
+BAR = re.compile(r"^(.*?):\s+\d+%\|")  # a tqdm text bar: "<description>: 42%|####  | 5/12 [...]"
+
+
+def collapse_progress(nb: Any) -> None:
+    """Keep what a terminal would show of each stream output: the text after the last ``\\r`` of every line, and
+    of consecutive lines of the same progress bar only the last (a bar leaves its final state, not its updates)."""
     for cell in nb.cells:
         for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream":
-                lines = output["text"].split("\n")
-                output["text"] = "\n".join(line.rstrip("\r").split("\r")[-1] for line in lines)
+            if output.get("output_type") != "stream":
+                continue
+            lines = [line.rstrip("\r").split("\r")[-1] for line in output["text"].split("\n")]
+            kept: list[str] = []
+            for line in lines:
+                bar = BAR.match(line)
+                previous = BAR.match(kept[-1]) if kept else None
+                if bar and previous and bar.group(1) == previous.group(1):
+                    kept[-1] = line
+                else:
+                    kept.append(line)
+            output["text"] = "\n".join(kept)
 
 
 def execute(source: Path, target: Path, label: str, env: dict[str, str], status: Status) -> float:
@@ -166,7 +178,6 @@ def execute(source: Path, target: Path, label: str, env: dict[str, str], status:
             else:
                 os.environ[key] = value
     seconds = time.monotonic() - start
-    collapse_carriage_returns(nb)
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
     return seconds
@@ -244,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
             nbformat.write(executed, cached)
             times.append((name, seconds, "executed"))
             status.done(f"{label}: executed in {format_seconds(seconds)}")
-        shutil.copy(cached, src / f"{page}.ipynb")
+        shown = nbformat.read(cached, as_version=4)
+        collapse_progress(shown)  # also tidies copies cached by an older build
+        nbformat.write(shown, src / f"{page}.ipynb")
 
     records = []
     for path in sorted(claims_dir.glob("*.json")):
