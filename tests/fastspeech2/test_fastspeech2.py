@@ -3,6 +3,7 @@ the run config, training each system and evaluating it."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -454,3 +455,12 @@ def test_evaluate_scores_every_system_and_gives_the_mode_back(data: TTSData) -> 
     assert evaluate(None, data).label == "recordings through Griffin-Lim"
     with pytest.raises(ValueError, match="split"):
         evaluate(model, data, "dev")
+
+
+def test_a_batch_whose_durations_do_not_sum_to_the_mel_length_is_refused(data: TTSData) -> None:
+    model = _model(data, pitch="cwt", energy=True)
+    batch = collate(data.train[:2])
+    durations = batch.durations.clone()
+    durations[1, 0] += 3  # three frames more than utterance 1's mel holds
+    with pytest.raises(ValueError, match=r"batch.durations of utterance 1 sum to"):
+        model(dataclasses.replace(batch, durations=durations))

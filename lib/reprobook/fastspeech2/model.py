@@ -168,6 +168,13 @@ class FastSpeech2(nn.Module):
         ``hidden`` (``H''``, for FastSpeech 2s) and ``frame_padding (B, T)``."""
         h, src_padding = self.encode(batch.phonemes, batch.src_lengths)
         durations = check_durations(batch.durations, batch.phonemes.shape[1])
+        totals = durations.sum(1).to(batch.mel_lengths.device)
+        if not torch.equal(totals, batch.mel_lengths.to(totals.dtype)):
+            bad = int((totals != batch.mel_lengths).nonzero()[0, 0])
+            raise ValueError(
+                f"batch.durations of utterance {bad} sum to {int(totals[bad])} frames but batch.mel_lengths[{bad}] "
+                f"is {int(batch.mel_lengths[bad])}: durations must sum to each mel's length (use collate)"
+            )
         mel2ph = durations_to_mel2ph(durations, batch.mel.shape[1])
         frame_padding = mel2ph == 0
         out = {"log_duration": self.duration_predictor(h, src_padding).squeeze(-1), "frame_padding": frame_padding}
