@@ -1,7 +1,10 @@
+import math
+
 import pytest
 import torch
 
 from reprobook.train import (
+    BestCheckpoint,
     History,
     NonFiniteLossError,
     RunResult,
@@ -140,3 +143,22 @@ def test_run_result_counts_parameters_and_seconds():
     assert result.num_parameters == 8 and result.seconds == 2.5
     with pytest.raises(NotImplementedError, match="row"):
         Scores(label="x").row()
+
+
+def test_best_checkpoint_keeps_the_strictly_best_comparable_score_and_restores_it() -> None:
+    model = torch.nn.Linear(2, 1)
+    lowest = BestCheckpoint(lower_is_better=True)
+    assert not lowest.restore(model) and lowest.step is None
+    assert lowest.offer(1, 0.5, model)
+    kept = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    assert not lowest.offer(2, 0.5, model)  # a tie does not replace
+    assert not lowest.offer(3, math.nan, model)  # NaN never does
+    assert lowest.offer(4, 0.25, model) and lowest.step == 4
+    assert not lowest.offer(5, 0.3, model)
+    with torch.no_grad():
+        model.weight.zero_()
+    assert lowest.restore(model) and torch.equal(model.weight, kept + 1.0)
+    highest = BestCheckpoint(lower_is_better=False)
+    assert highest.offer(1, -5.0, model) and not highest.offer(2, -6.0, model) and highest.score == -5.0

@@ -150,6 +150,39 @@ class History:
         return ax
 
 
+@dataclass
+class BestCheckpoint:
+    """Selection on validation: the evaluation with the best score so far and a copy of the parameters there.
+
+    ``lower_is_better``: a loss (True) or a score such as MRR (False). Only a strictly better, comparable score
+    replaces the kept one (NaN never does); ``step`` is None until something was kept.
+    """
+
+    lower_is_better: bool = True
+    step: int | None = None
+    score: float = math.nan
+    state: dict[str, torch.Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.score):
+            self.score = math.inf if self.lower_is_better else -math.inf
+
+    def offer(self, step: int, score: float, model: torch.nn.Module) -> bool:
+        """Keep a copy of ``model``'s parameters if ``score`` beats the kept one; True if it did."""
+        if not (score < self.score if self.lower_is_better else score > self.score):
+            return False
+        self.step, self.score = step, score
+        self.state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+        return True
+
+    def restore(self, model: torch.nn.Module) -> bool:
+        """Load the kept parameters into ``model``; False (and ``model`` unchanged) if nothing was kept."""
+        if self.state is None:
+            return False
+        model.load_state_dict(self.state)
+        return True
+
+
 def _cycle(batches: Iterable[Any]) -> Iterator[Any]:
     """Iterate over ``batches`` forever (re-iterating a DataLoader starts a new epoch)."""
     while True:

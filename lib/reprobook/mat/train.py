@@ -15,11 +15,10 @@ report on test). :func:`train_seeds` trains several systems on the same seeds, p
 from __future__ import annotations
 
 import io
-import math
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from typing import Any, Literal
 
@@ -37,7 +36,7 @@ from reprobook.nn.transformer import (
     label_smoothed_loss,
 )
 from reprobook.profiles import pick_default
-from reprobook.train import PROGRESS_ENV, History, RunResult, fit, seed_everything
+from reprobook.train import PROGRESS_ENV, BestCheckpoint, History, RunResult, fit, seed_everything
 
 CORPORA = ("numbers", "iwslt14")
 CHECKPOINTS = ("best", "last")
@@ -168,20 +167,6 @@ class MATResult(RunResult):
     model: Seq2SeqTransformer
 
 
-@dataclass
-class _Best:
-    """The probe with the lowest validation loss so far, with a copy of the parameters at that probe."""
-
-    step: int = 0
-    valid_loss: float = math.inf
-    state: dict[str, torch.Tensor] = field(default_factory=dict)
-
-    def offer(self, step: int, valid_loss: float, model: Seq2SeqTransformer) -> None:
-        if valid_loss < self.valid_loss:
-            self.step, self.valid_loss = step, valid_loss
-            self.state = {key: value.detach().clone() for key, value in model.state_dict().items()}
-
-
 def train(config: MATConfig | None = None, data: TranslationData | None = None, *, progress: bool = True) -> MATResult:
     """Train ``config`` (default: the profile's MAT run) from scratch, or with proximal initialisation, keep its
     best (or last) checkpoint and evaluate it on the test split. ``data``: as
@@ -192,7 +177,7 @@ def train(config: MATConfig | None = None, data: TranslationData | None = None, 
     generator = seed_everything(config.seed)
     probe = data.train[: len(data.valid)]
     history = History()
-    best = _Best()
+    best = BestCheckpoint(lower_is_better=True)  # the validation loss
 
     def phase(model: Seq2SeqTransformer, num_steps: int, desc: str, final: bool) -> None:
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98), eps=1e-9)  # fresh moments
@@ -235,7 +220,8 @@ def train(config: MATConfig | None = None, data: TranslationData | None = None, 
     phase(model, config.num_steps - config.proximal_steps, config.label, final=True)
     kept = history.evaluations[-1]
     if config.checkpoint == "best":
-        model.load_state_dict(best.state)
+        if not best.restore(model):
+            raise RuntimeError("no validation probe gave a comparable loss: there is no best checkpoint to keep")
         kept = next(p for p in history.evaluations if p.step == best.step)
     test = evaluate(model, data, label=config.label)
     metrics = {
@@ -246,7 +232,7 @@ def train(config: MATConfig | None = None, data: TranslationData | None = None, 
         "train_loss": kept.metrics["train_loss"],
         "valid_loss": kept.metrics["valid_loss"],
         "gap": kept.metrics["valid_loss"] - kept.metrics["train_loss"],
-        "valid_rise": history.evaluations[-1].metrics["valid_loss"] - best.valid_loss,
+        "valid_rise": history.evaluations[-1].metrics["valid_loss"] - best.score,
         "sec_per_update": history.seconds / history.num_steps,
     }
     return MATResult(config=config, model=model, history=history, metrics=metrics)

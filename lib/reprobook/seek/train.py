@@ -21,12 +21,9 @@ validation MRR is kept when ``eval_every > 0``, as the official code selects its
 
 from __future__ import annotations
 
-import copy
-import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +35,7 @@ from reprobook.seek.data import DATASETS, load_data
 from reprobook.seek.evaluate import SEEKScores, evaluate
 from reprobook.seek.model import SEEK, KGEModel, TransE, segments_label
 from reprobook.seek.scoring import Side, check_segments
-from reprobook.train import RunResult, fit, seed_everything
+from reprobook.train import BestCheckpoint, RunResult, fit, seed_everything
 from reprobook.train import device as default_device
 
 MODELS = ("seek", "transe")
@@ -215,14 +212,12 @@ def train(
         optimizer.step()
         return {"loss": loss.item() / len(batch)}
 
-    best: tuple[float, int, dict[str, Any] | None] = (-math.inf, config.num_epochs, None)
+    best = BestCheckpoint(lower_is_better=False)  # the validation MRR
 
     def validate(step_number: int) -> dict[str, float]:
         """Validation MRR; keeps a copy of the weights whenever it is the best so far."""
-        nonlocal best
         mrr = evaluate(model, data, "valid").mrr
-        if mrr > best[0]:
-            best = (mrr, step_number // steps_per_epoch, copy.deepcopy(model.state_dict()))
+        best.offer(step_number, mrr, model)
         return {"valid_mrr": mrr}
 
     history = fit(
@@ -235,8 +230,7 @@ def train(
         log_every=max(1, steps_per_epoch // 4),
         progress=progress,
     )
-    if best[2] is not None:
-        model.load_state_dict(best[2])
+    best.restore(model)
     valid = evaluate(model, data, "valid")
     test = evaluate(model, data, "test") if evaluate_test else None
     scores = {"valid_mrr": valid.mrr} | ({"test_mrr": test.mrr} if test is not None else {})
@@ -248,7 +242,7 @@ def train(
         valid=valid,
         test=test,
         seconds_per_epoch=history.seconds / config.num_epochs,
-        best_epoch=best[1],
+        best_epoch=config.num_epochs if best.step is None else best.step // steps_per_epoch,
         steps_per_epoch=steps_per_epoch,
     )
 
