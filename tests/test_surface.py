@@ -20,7 +20,14 @@ import torch
 
 from reprobook.train import History, RunResult, Scores
 
-METHODS = {"irn": "IRN", "mat": "MAT", "seek": "SEEK", "fastspeech2": "FastSpeech2", "dual": "Dual"}
+METHODS = {
+    "irn": "IRN",
+    "mat": "MAT",
+    "seek": "SEEK",
+    "fastspeech2": "FastSpeech2",
+    "dual": "Dual",
+    "powerlaw": "PowerLaw",
+}
 FILES = ("model.py", "data.py", "train.py", "evaluate.py", "baselines.py")
 POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD
 

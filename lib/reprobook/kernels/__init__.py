@@ -31,6 +31,7 @@ from reprobook.kernels.linear_cross_entropy import (
     linear_cross_entropy_triton,
 )
 from reprobook.kernels.registry import BACKENDS, ENV_VAR, KernelSpec, all_kernels, choose_backend, get, register
+from reprobook.kernels.sde_exit import sde_exit, sde_exit_reference, sde_exit_triton
 from reprobook.kernels.softmax import softmax, softmax_reference, softmax_triton
 
 __all__ = [
@@ -54,6 +55,9 @@ __all__ = [
     "linear_cross_entropy_triton",
     "pack_bitmask",
     "register",
+    "sde_exit",
+    "sde_exit_reference",
+    "sde_exit_triton",
     "softmax",
     "softmax_reference",
     "softmax_triton",
