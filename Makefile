@@ -53,7 +53,7 @@ test:
 	$(STAGE) test "Triton kernels under TRITON_INTERPRET=1 (vs the PyTorch reference)" \
 		env TRITON_INTERPRET=1 $(BIN)/python -m pytest tests/kernels -q
 	$(STAGE) test "format and lint (ruff)" \
-		sh -c '$(BIN)/ruff format --check --quiet lib tests tools && $(BIN)/ruff check --quiet lib tests tools'
+		sh -c '$(BIN)/ruff format --check --quiet lib tests tools book && $(BIN)/ruff check --quiet lib tests tools book'
 	$(STAGE) test "type check (mypy)" $(BIN)/mypy
 	$(STAGE) test "execute every chapter (smoke profile) and build the book" \
 		$(BIN)/python tools/build_book.py --profile smoke --out $(SMOKE)/_build --times _build/times-test.txt
@@ -65,7 +65,7 @@ lab: $(INSTALLED)
 	$(BIN)/jupyter lab book/
 
 lint: $(INSTALLED)
-	$(BIN)/ruff format lib tests tools && $(BIN)/ruff check --fix lib tests tools
+	$(BIN)/ruff format lib tests tools book && $(BIN)/ruff check --fix lib tests tools book
 	$(BIN)/mypy
 
 clean:
