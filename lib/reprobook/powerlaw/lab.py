@@ -37,7 +37,7 @@ class LabConfig:
     sharpness_barrier: float = 1.0
     profile_points: int = pick_default(smoke=9, book=15, full=25)
     profile_radius: float = 1.0
-    seeds: int = pick_default(smoke=2, book=5, full=10)
+    seeds: int = pick_default(smoke=2, book=10, full=20)
 
     def __post_init__(self) -> None:
         for name in ("particles", "stationary_particles", "profile_points", "seeds"):
