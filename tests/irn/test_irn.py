@@ -201,7 +201,7 @@ def test_config_follows_the_profile(monkeypatch: pytest.MonkeyPatch) -> None:
         4.0,
         "photos",
         128,
-        40,
+        book.num_steps // 10,
     )
     assert (book.label, IRNConfig(model="sr").label) == ("IRN x2", "SR CNN x2")
     assert IRNConfig(eval_every=0).validation_period == 0 and IRNConfig(eval_every=7).validation_period == 7
