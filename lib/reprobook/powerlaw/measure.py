@@ -33,7 +33,7 @@ def _params(model: nn.Module) -> dict[str, Tensor]:
 
 
 def flatten(tensors: dict[str, Tensor]) -> Tensor:
-    """One flat vector of every tensor of ``tensors`` (in order); a batch of them if they share a leading dim."""
+    """One flat ``(P,)`` vector of every tensor of ``tensors``, in order (the inverse of :func:`unflatten`)."""
     return torch.cat([t.reshape(-1) for t in tensors.values()])
 
 
