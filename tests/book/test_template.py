@@ -55,6 +55,36 @@ def test_chapter_states_its_claims_through_the_registry(path: Path) -> None:
     )
 
 
+# "Cells of at most about 20 lines" (issue #24): a cell the reader cannot take in at a glance is split.
+MAX_CELL_LINES = 25
+
+
+def long_code_cells(cells: list[dict]) -> list[tuple[int, int]]:
+    """(cell number, lines) of the shown code cells longer than MAX_CELL_LINES (the hidden Colab cell excluded)."""
+    return [
+        (number, len("".join(c["source"]).splitlines()))
+        for number, c in enumerate(cells)
+        if c["cell_type"] == "code"
+        and "remove-cell" not in c.get("metadata", {}).get("tags", [])
+        and len("".join(c["source"]).splitlines()) > MAX_CELL_LINES
+    ]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "book").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_code_cells_fit_on_a_screen(path: Path) -> None:
+    found = long_code_cells(json.loads(path.read_text())["cells"])
+    assert not found, f"{path.name}: code cells (number, lines) over {MAX_CELL_LINES} lines: {found}; split them"
+
+
+def test_the_cell_length_check_can_fail() -> None:
+    def code(lines: int, tags: tuple[str, ...] = ()) -> dict:
+        return {"cell_type": "code", "source": ["x = 1\n"] * lines, "metadata": {"tags": list(tags)}}
+
+    assert long_code_cells([code(MAX_CELL_LINES)]) == []
+    assert long_code_cells([code(3), code(MAX_CELL_LINES + 1)]) == [(1, MAX_CELL_LINES + 1)]
+    assert long_code_cells([code(40, ("remove-cell",))]) == []
+
+
 def test_the_template_check_can_fail() -> None:
     good = [t.split("(")[0].replace("\\", "") for t in TEMPLATE]
     assert matches_template(good)
