@@ -132,8 +132,25 @@ BAR = re.compile(r"^(.*?):\s+\d+%\|")  # a tqdm text bar: "<description>: 42%|##
 
 def collapse_progress(nb: Any) -> None:
     """Keep what a terminal would show of each stream output: the text after the last ``\\r`` of every line, and
-    of consecutive lines of the same progress bar only the last (a bar leaves its final state, not its updates)."""
+    of consecutive lines of the same progress bar only the last (a bar leaves its final state, not its updates).
+
+    Consecutive stream outputs of one stream are merged first: the kernel sends each redraw of a bar as its own
+    output (``"\\r"``, then the line), which a terminal, but not a page, draws over the previous one."""
     for cell in nb.cells:
+        merged: list[Any] = []
+        for output in cell.get("outputs", []):
+            previous = merged[-1] if merged else None
+            if (
+                output.get("output_type") == "stream"
+                and previous is not None
+                and previous.get("output_type") == "stream"
+                and previous.get("name") == output.get("name")
+            ):
+                previous["text"] = previous["text"] + output["text"]
+            else:
+                merged.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = merged
         for output in cell.get("outputs", []):
             if output.get("output_type") != "stream":
                 continue
@@ -212,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(src)
     shutil.copytree(ROOT / "book", src / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     shutil.copy(ROOT / "_toc.yml", src / "_toc.yml")
+    shutil.copytree(ROOT / "_static", src / "_static")  # the book's own CSS (Jupyter Book adds every file)
     config = (ROOT / "_config.yml").read_text()
     (src / "_config.yml").write_text(re.sub(r"(?m)^  execute_notebooks: .*$", '  execute_notebooks: "off"', config))
 

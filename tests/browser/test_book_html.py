@@ -205,6 +205,17 @@ def test_tables_render_as_tables_and_no_cell_echoes_a_bare_number(page, name: st
     assert not bare, f"{name}: output cells that only echo a number (a cell ending in a value): {bare[:5]}"
 
 
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_code_cells_fit_the_page_width(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """The notebooks are formatted at 88 columns (book/ruff.toml); at 1280 px no code cell needs a scroll bar."""
+    _open(page, name)
+    clipped = page.locator("div.cell_input pre").evaluate_all(
+        "pres => pres.filter(p => p.clientWidth > 0 && p.scrollWidth > p.clientWidth + 1)"
+        "            .map(p => p.innerText.split('\\n').reduce((a, b) => (b.length > a.length ? b : a)))"
+    )
+    assert not clipped, f"{name}: code cells wider than the page at 1280 px, e.g. {clipped[:2]}"
+
+
 @pytest.mark.parametrize("name", MATH_PAGES)
 def test_math_renders_with_the_network_blocked(page, name: str) -> None:  # type: ignore[no-untyped-def]
     blocked = _offline(page)
