@@ -27,6 +27,8 @@ METHODS = {
     "fastspeech2": "FastSpeech2",
     "dual": "Dual",
     "powerlaw": "PowerLaw",
+    "ilc": "ILC",
+    "mcbert": "MCBERT",
 }
 FILES = ("model.py", "data.py", "train.py", "evaluate.py", "baselines.py")
 POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD

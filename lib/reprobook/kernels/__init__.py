@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from reprobook.kernels._triton import triton_available
 from reprobook.kernels.branch_attention import branch_attention, branch_attention_reference, branch_attention_triton
+from reprobook.kernels.candidate_scoring import (
+    candidate_cross_entropy,
+    candidate_cross_entropy_reference,
+    candidate_cross_entropy_triton,
+)
 from reprobook.kernels.coupling import affine_coupling, affine_coupling_reference, affine_coupling_triton
+from reprobook.kernels.gaussian_rate import gaussian_rate, gaussian_rate_reference, gaussian_rate_triton
 from reprobook.kernels.kg_rank import (
     kg_rank_counts,
     kg_rank_counts_reference,
@@ -45,7 +51,13 @@ __all__ = [
     "branch_attention",
     "branch_attention_reference",
     "branch_attention_triton",
+    "candidate_cross_entropy",
+    "candidate_cross_entropy_reference",
+    "candidate_cross_entropy_triton",
     "choose_backend",
+    "gaussian_rate",
+    "gaussian_rate_reference",
+    "gaussian_rate_triton",
     "get",
     "kg_rank_counts",
     "kg_rank_counts_reference",
