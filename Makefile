@@ -58,7 +58,7 @@ test:
 	$(STAGE) test "execute every chapter (smoke profile) and build the book" \
 		$(BIN)/python tools/build_book.py --profile smoke --out $(SMOKE)/_build --times _build/times-test.txt
 	$(STAGE) test "browser test of the built HTML (headless Chromium)" \
-		env REPROBOOK_HTML=$(SMOKE)/_build/html $(BIN)/python -m pytest tests/browser -q -rs
+		env REPROBOOK_HTML=$(SMOKE)/_build/html $(BIN)/python -m pytest tests/browser -q -rs --durations=3
 	@echo "Stage times:" && cat _build/times-test.txt
 
 lab: $(INSTALLED)
