@@ -55,6 +55,8 @@ def _prepare(x: Tensor, y: Tensor, data_range: float, crop_border: int, y_channe
         raise ValueError(f"x and y must be (C, H, W) or (B, C, H, W), got shape {tuple(x.shape)}")
     if not data_range > 0:
         raise ValueError(f"data_range must be positive, got {data_range}")
+    if x.numel() == 0:
+        raise ValueError(f"x and y must not be empty, got shape {tuple(x.shape)}")
     height, width = x.shape[-2:]
     if not isinstance(crop_border, int) or crop_border < 0 or 2 * crop_border >= min(height, width):
         raise ValueError(
