@@ -32,7 +32,7 @@ The shared Transformer blocks live in :mod:`reprobook.nn.transformer`, the fused
 
 from __future__ import annotations
 
-from reprobook.fastspeech2.audio import griffin_lim
+from reprobook.data.speech.vocoder import griffin_lim
 from reprobook.fastspeech2.baselines import (
     Distilled,
     TeacherConfig,

@@ -15,7 +15,7 @@
 :func:`validation_mel_l1` is the validation curve of every training run.
 
 Pitch and energy are measured on audio, the way the paper does: every system's mel goes through the same
-Griffin-Lim (:func:`~reprobook.fastspeech2.audio.griffin_lim`), then the corpus's own pitch and energy extractors.
+Griffin-Lim (:func:`~reprobook.data.speech.vocoder.griffin_lim`), then the corpus's own pitch and energy extractors.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from reprobook._validate import check_choice, check_int, describe
 from reprobook.data.speech import HOP_LENGTH, SAMPLE_RATE, frame_energy, frame_pitch, log_mel
 from reprobook.data.speech.align import cepstra, dtw_path
 from reprobook.data.speech.features import N_MELS
-from reprobook.fastspeech2.audio import griffin_lim
+from reprobook.data.speech.vocoder import griffin_lim
 from reprobook.fastspeech2.baselines import TransformerTTS
 from reprobook.fastspeech2.data import TTSData, TTSItem, collate
 from reprobook.fastspeech2.model import FastSpeech2, FastSpeech2s

@@ -10,6 +10,7 @@
   dynamic time warping against espeak speaking the same text.
 - :mod:`~reprobook.data.speech.ljspeech`: :func:`build_ljspeech_corpus`, the opt-in LJSpeech 1.1
   download as the same kind of corpus.
+- :mod:`~reprobook.data.speech.vocoder`: :func:`griffin_lim`, to hear a log-mel.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from reprobook.data.speech.features import (
     log_mel,
 )
 from reprobook.data.speech.ljspeech import Recording, build_ljspeech_corpus, read_ljspeech
+from reprobook.data.speech.vocoder import griffin_lim
 
 __all__ = [
     "HOP_LENGTH",
@@ -48,6 +50,7 @@ __all__ = [
     "frame_count",
     "frame_energy",
     "frame_pitch",
+    "griffin_lim",
     "log_mel",
     "read_ljspeech",
     "synthesize",

@@ -1,4 +1,4 @@
-"""Hearing mel spectrograms: Griffin-Lim through ``torchaudio``, on the corpus's frame grid.
+"""Hearing mel spectrograms: Griffin-Lim through ``torchaudio`` on the corpus's frame grid, for every speech chapter.
 
 The paper uses a Parallel WaveGAN vocoder; a neural vocoder is a training run of its own, so the book inverts
 mels with Griffin-Lim (32 iterations): the log-mel is exponentiated, mapped back to a linear-frequency magnitude by
@@ -13,8 +13,8 @@ import functools
 import torch
 import torchaudio
 
-from reprobook.data.speech import HOP_LENGTH, N_MELS, SAMPLE_RATE
-from reprobook.data.speech.features import F_MAX, F_MIN, N_FFT, WIN_LENGTH
+from reprobook.data.speech.espeak import SAMPLE_RATE
+from reprobook.data.speech.features import F_MAX, F_MIN, HOP_LENGTH, N_FFT, N_MELS, WIN_LENGTH
 
 
 @functools.lru_cache(maxsize=1)
