@@ -37,6 +37,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import overload
@@ -235,6 +236,37 @@ class RandomCropDataset(Dataset[Tensor]):
         item_seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
         generator = torch.Generator().manual_seed(item_seed)
         return _random_crop(self.images, self.crop_size, generator, self.augment)
+
+
+PHOTO_SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class PhotoSplits:
+    """The images of one image-restoration run, each ``(3, H, W)`` in ``[0, 1]`` (base of the methods' data).
+
+    ``train``: the photos that random crops are drawn from (may be a lazy :class:`ImageFiles`); ``test``: the
+    held-out photos, named by ``test_names``; ``valid``: centre crops of the test photos, for the validation curve.
+    """
+
+    train: Sequence[Tensor]
+    valid: list[Tensor]
+    test: list[Tensor]
+    test_names: list[str]
+
+    def __post_init__(self) -> None:
+        for name in PHOTO_SPLITS:
+            if len(getattr(self, name)) == 0:
+                raise ValueError(f"{type(self).__name__}.{name} is empty; expected at least one (3, H, W) image")
+        if len(self.test_names) != len(self.test):
+            raise ValueError(f"test_names has {len(self.test_names)} entries but test has {len(self.test)} images")
+
+    def split(self, name: str) -> tuple[Sequence[Tensor], tuple[str, ...]]:
+        """The images of split ``name`` (``train``, ``valid`` or ``test``) and their names."""
+        check_choice("split", name, PHOTO_SPLITS)
+        if name == "train":
+            return self.train, tuple(f"train {i}" for i in range(len(self.train)))
+        return getattr(self, name), tuple(self.test_names)
 
 
 def center_crop(image: Tensor, size: int | tuple[int, int]) -> Tensor:

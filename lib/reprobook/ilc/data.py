@@ -9,42 +9,20 @@ downloaded only with ``REPROBOOK_ALLOW_DOWNLOAD=1``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from reprobook._validate import check_choice
 from reprobook.data import images
 
 if TYPE_CHECKING:
     from reprobook.ilc.train import ILCConfig
 
-SPLITS = ("train", "valid", "test")
 
-
-@dataclass
-class ILCData:
-    """``train``: photos to crop from; ``valid``: centre crops of the test photos (the training curve);
-    ``test``: the held-out photos ``(3, H, W)`` in ``[0, 1]``, ``H, W`` divisible by the downsampling."""
-
-    train: list[Tensor]
-    valid: list[Tensor]
-    test: list[Tensor]
-    test_names: list[str]
-
-    def __post_init__(self) -> None:
-        for name in SPLITS:
-            if len(getattr(self, name)) == 0:
-                raise ValueError(f"ILCData.{name} is empty; expected at least one (3, H, W) image")
-        if len(self.test_names) != len(self.test):
-            raise ValueError(f"test_names has {len(self.test_names)} entries but test has {len(self.test)} images")
-
-    def split(self, name: str) -> list[Tensor]:
-        """The images of split ``name`` (``train``, ``valid`` or ``test``)."""
-        check_choice("split", name, SPLITS)
-        return list(getattr(self, name))
+class ILCData(images.PhotoSplits):
+    """The images of one ILC run (:class:`~reprobook.data.images.PhotoSplits`): ``test`` photos have ``H, W``
+    divisible by the codec's downsampling; ``valid`` holds their centre crops (the training curve)."""
 
 
 def load_data(config: ILCConfig) -> ILCData:

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from reprobook._validate import check_choice, check_int
+from reprobook._validate import check_int
 from reprobook.ilc.codec import compress, decompress
-from reprobook.ilc.data import SPLITS, ILCData
+from reprobook.ilc.data import ILCData
 from reprobook.ilc.model import ILC, _Codec
 from reprobook.metrics.image import psnr
 from reprobook.nn import eval_mode
@@ -69,9 +69,7 @@ def estimated_bpp(model: _Codec, x: Tensor) -> float:
 @torch.no_grad()
 def evaluate(model: _Codec, data: ILCData, split: str = "test", *, label: str = "") -> ILCScores:
     """Real bpp, estimated bpp and PSNR of ``model`` on every image of ``split`` (module docs)."""
-    check_choice("split", split, SPLITS)
-    images = data.split(split)
-    names = tuple(data.test_names) if split != "train" else tuple(f"train {i}" for i in range(len(images)))
+    images, names = data.split(split)
     bpp, estimate, quality, decoded = [], [], [], []
     with eval_mode(model):
         for x in images:

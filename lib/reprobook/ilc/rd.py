@@ -7,7 +7,7 @@ needs fewer bits than the anchor for the same PSNR.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import bjontegaard
 import numpy as np
@@ -22,35 +22,42 @@ def _check_curve(name: str, rate: Sequence[float], quality: Sequence[float]) -> 
     return r, q
 
 
-def psnr_overlap(anchor_psnr: Sequence[float], test_psnr: Sequence[float]) -> float:
-    """Width in dB of the PSNR range the two curves share (0 when they do not overlap)."""
-    low = max(min(anchor_psnr), min(test_psnr))
-    high = min(max(anchor_psnr), max(test_psnr))
+def _overlap(a: Sequence[float], b: Sequence[float]) -> float:
+    low, high = max(min(a), min(b)), min(max(a), max(b))
     return max(0.0, float(high - low))
 
 
-def bd_rate(
-    anchor_rate: Sequence[float],
-    anchor_psnr: Sequence[float],
-    test_rate: Sequence[float],
-    test_psnr: Sequence[float],
-) -> float:
-    """BD-rate of ``test`` against ``anchor`` in percent (negative = fewer bits), over the shared PSNR range.
+def psnr_overlap(anchor_psnr: Sequence[float], test_psnr: Sequence[float]) -> float:
+    """Width in dB of the PSNR range the two curves share (0 when they do not overlap)."""
+    return _overlap(anchor_psnr, test_psnr)
 
-    Uses ``bjontegaard.bd_rate`` with piecewise-cubic interpolation (``method="pchip"``, the variant of
-    JVET-K0491 / VTM's spreadsheet). ``ValueError`` if a curve has fewer than 3 points or the curves do not
-    overlap in PSNR.
-    """
-    ra, qa = _check_curve("anchor", anchor_rate, anchor_psnr)
-    rt, qt = _check_curve("test", test_rate, test_psnr)
-    if psnr_overlap(qa.tolist(), qt.tolist()) <= 0:
+
+def rate_overlap(anchor_rate: Sequence[float], test_rate: Sequence[float]) -> float:
+    """Width in bpp of the rate range the two curves share (0 when they do not overlap)."""
+    return _overlap(anchor_rate, test_rate)
+
+
+def _bjontegaard(
+    delta: Callable[..., float],
+    axis: str,
+    anchor: tuple[Sequence[float], Sequence[float]],
+    test: tuple[Sequence[float], Sequence[float]],
+) -> float:
+    """``delta`` (``bjontegaard.bd_rate`` or ``bd_psnr``) over the range of ``axis`` ("PSNR" or "rate") that the
+    curves share, with piecewise-cubic interpolation (``method="pchip"``, the variant of JVET-K0491 / VTM's
+    spreadsheet); each curve sorted along ``axis``."""
+    ra, qa = _check_curve("anchor", *anchor)
+    rt, qt = _check_curve("test", *test)
+    shared_a, shared_t, unit = (qa, qt, "dB") if axis == "PSNR" else (ra, rt, "bpp")
+    if _overlap(shared_a.tolist(), shared_t.tolist()) <= 0:
         raise ValueError(
-            f"the curves do not overlap in PSNR (anchor {qa.min():.2f}-{qa.max():.2f} dB, test "
-            f"{qt.min():.2f}-{qt.max():.2f} dB): BD-rate is undefined; compare at matched lambda instead"
+            f"the curves do not overlap in {axis} (anchor {shared_a.min():.3f}-{shared_a.max():.3f} {unit}, test "
+            f"{shared_t.min():.3f}-{shared_t.max():.3f} {unit}): the Bjøntegaard delta is undefined; compare at "
+            "matched lambda instead"
         )
-    order_a, order_t = np.argsort(qa), np.argsort(qt)
+    order_a, order_t = np.argsort(shared_a), np.argsort(shared_t)
     return float(
-        bjontegaard.bd_rate(
+        delta(
             ra[order_a],
             qa[order_a],
             rt[order_t],
@@ -62,10 +69,17 @@ def bd_rate(
     )
 
 
-def rate_overlap(anchor_rate: Sequence[float], test_rate: Sequence[float]) -> float:
-    """Width in bpp of the rate range the two curves share (0 when they do not overlap)."""
-    low, high = max(min(anchor_rate), min(test_rate)), min(max(anchor_rate), max(test_rate))
-    return max(0.0, float(high - low))
+def bd_rate(
+    anchor_rate: Sequence[float],
+    anchor_psnr: Sequence[float],
+    test_rate: Sequence[float],
+    test_psnr: Sequence[float],
+) -> float:
+    """BD-rate of ``test`` against ``anchor`` in percent (negative = fewer bits), over the shared PSNR range.
+
+    ``ValueError`` if a curve has fewer than 3 points or the curves do not overlap in PSNR.
+    """
+    return _bjontegaard(bjontegaard.bd_rate, "PSNR", (anchor_rate, anchor_psnr), (test_rate, test_psnr))
 
 
 def bd_psnr(
@@ -77,22 +91,4 @@ def bd_psnr(
     """BD-PSNR of ``test`` against ``anchor`` in dB (positive = higher quality at the same rate), over the shared
     rate range: the companion of :func:`bd_rate` when the curves share rates but not PSNRs. ``ValueError`` if the
     curves do not overlap in rate."""
-    ra, qa = _check_curve("anchor", anchor_rate, anchor_psnr)
-    rt, qt = _check_curve("test", test_rate, test_psnr)
-    if rate_overlap(ra.tolist(), rt.tolist()) <= 0:
-        raise ValueError(
-            f"the curves do not overlap in rate (anchor {ra.min():.3f}-{ra.max():.3f} bpp, test "
-            f"{rt.min():.3f}-{rt.max():.3f} bpp): BD-PSNR is undefined"
-        )
-    order_a, order_t = np.argsort(ra), np.argsort(rt)
-    return float(
-        bjontegaard.bd_psnr(
-            ra[order_a],
-            qa[order_a],
-            rt[order_t],
-            qt[order_t],
-            method="pchip",
-            require_matching_points=False,
-            min_overlap=0,
-        )
-    )
+    return _bjontegaard(bjontegaard.bd_psnr, "rate", (anchor_rate, anchor_psnr), (test_rate, test_psnr))

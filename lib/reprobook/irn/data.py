@@ -9,7 +9,6 @@ both download on first use only with ``REPROBOOK_ALLOW_DOWNLOAD=1``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,42 +17,17 @@ import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from reprobook._validate import check_choice, check_int
+from reprobook._validate import check_int
 from reprobook.data import images
 
 if TYPE_CHECKING:
     from reprobook.irn.train import IRNConfig
 
-SPLITS = ("train", "valid", "test")
 
-
-@dataclass
-class IRNData:
-    """The images of one run, each ``(3, H, W)`` in ``[0, 1]``.
-
-    ``train``: the photos that random crops are drawn from (a lazy :class:`~reprobook.data.images.ImageFiles` for
-    DIV2K); ``test``: the held-out photos, mod-cropped to a multiple of the scale, named by ``test_names``;
-    ``valid``: centre crops of the test photos (side ``config.val_side`` at most), for the validation curve.
-    """
-
-    train: Sequence[Tensor]
-    valid: list[Tensor]
-    test: list[Tensor]
-    test_names: list[str]
-
-    def __post_init__(self) -> None:
-        for name in SPLITS:
-            if len(getattr(self, name)) == 0:
-                raise ValueError(f"IRNData.{name} is empty; expected at least one (3, H, W) image")
-        if len(self.test_names) != len(self.test):
-            raise ValueError(f"test_names has {len(self.test_names)} entries but test has {len(self.test)} images")
-
-    def split(self, name: str) -> tuple[Sequence[Tensor], tuple[str, ...]]:
-        """The images of split ``name`` (``train``, ``valid`` or ``test``) and their names."""
-        check_choice("split", name, SPLITS)
-        if name == "train":
-            return self.train, tuple(f"train {i}" for i in range(len(self.train)))
-        return getattr(self, name), tuple(self.test_names)
+class IRNData(images.PhotoSplits):
+    """The images of one IRN run (:class:`~reprobook.data.images.PhotoSplits`): DIV2K's photos for ``train`` are
+    decoded lazily; ``test`` is mod-cropped to a multiple of the scale; ``valid`` holds centre crops of side
+    ``config.val_side`` at most."""
 
 
 def load_data(config: IRNConfig) -> IRNData:

@@ -38,10 +38,9 @@ MAX_DIM = 1024
 
 
 @jit
-def _forward_kernel(
-    u_ptr, e_ptr, b_ptr, c_ptr, y_ptr, loss_ptr, lse_ptr, lsc_ptr, n_tokens, dim,
-    K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-):  # fmt: skip
+def _token_tile(u_ptr, c_ptr, y_ptr, n_tokens, dim, K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+    """This program's tile of tokens: ``(rows, row_ok, d, tile_ok, u, valid, right)`` with ``u`` the output
+    vectors, ``valid`` the scored tokens (target >= 0) and ``right`` the id of each token's correct candidate."""
     rows = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_ok = rows < n_tokens
     d = tl.arange(0, BLOCK_D)
@@ -49,15 +48,31 @@ def _forward_kernel(
     u = tl.load(u_ptr + rows[:, None] * dim + d[None, :], mask=tile_ok, other=0.0).to(tl.float32)
     y = tl.load(y_ptr + rows, mask=row_ok, other=-1)
     valid = row_ok & (y >= 0)
-    right = tl.load(c_ptr + rows * K + tl.maximum(y, 0), mask=valid, other=-1)  # the correct word
+    right = tl.load(c_ptr + rows * K + tl.maximum(y, 0), mask=valid, other=-1)
+    return rows, row_ok, d, tile_ok, u, valid, right
+
+
+@jit
+def _candidate_score(u, e_ptr, b_ptr, c_ptr, rows, row_ok, d, tile_ok, dim, k, K: tl.constexpr):
+    """Candidate ``k`` of every token in the tile: its id ``c``, embedding ``e`` and score ``z = u . e_c + b_c``."""
+    c = tl.load(c_ptr + rows * K + k, mask=row_ok, other=0)
+    e = tl.load(e_ptr + c[:, None] * dim + d[None, :], mask=tile_ok, other=0.0).to(tl.float32)
+    z = tl.sum(u * e, 1) + tl.load(b_ptr + c, mask=row_ok, other=0.0).to(tl.float32)
+    return c, e, z
+
+
+@jit
+def _forward_kernel(
+    u_ptr, e_ptr, b_ptr, c_ptr, y_ptr, loss_ptr, lse_ptr, lsc_ptr, n_tokens, dim,
+    K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    rows, row_ok, d, tile_ok, u, valid, right = _token_tile(u_ptr, c_ptr, y_ptr, n_tokens, dim, K, BLOCK_N, BLOCK_D)
     m = tl.full((BLOCK_N,), float("-inf"), tl.float32)
     s = tl.zeros((BLOCK_N,), tl.float32)
     mc = tl.full((BLOCK_N,), float("-inf"), tl.float32)
     sc = tl.zeros((BLOCK_N,), tl.float32)
     for k in range(K):
-        c = tl.load(c_ptr + rows * K + k, mask=row_ok, other=0)
-        e = tl.load(e_ptr + c[:, None] * dim + d[None, :], mask=tile_ok, other=0.0).to(tl.float32)
-        z = tl.sum(u * e, 1) + tl.load(b_ptr + c, mask=row_ok, other=0.0).to(tl.float32)
+        c, _, z = _candidate_score(u, e_ptr, b_ptr, c_ptr, rows, row_ok, d, tile_ok, dim, k, K)
         m_new = tl.maximum(m, z)
         s = s * tl.exp(m - m_new) + tl.exp(z - m_new)
         m = m_new
@@ -78,22 +93,13 @@ def _backward_kernel(
     K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
     """``du`` (float32 ``(N, D)``) is written; ``de`` (``(V, D)``) and ``db`` (``(V,)``), zeroed, are added to."""
-    rows = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
-    row_ok = rows < n_tokens
-    d = tl.arange(0, BLOCK_D)
-    tile_ok = row_ok[:, None] & (d < dim)[None, :]
-    u = tl.load(u_ptr + rows[:, None] * dim + d[None, :], mask=tile_ok, other=0.0).to(tl.float32)
-    y = tl.load(y_ptr + rows, mask=row_ok, other=-1)
-    valid = row_ok & (y >= 0)
-    right = tl.load(c_ptr + rows * K + tl.maximum(y, 0), mask=valid, other=-1)
+    rows, row_ok, d, tile_ok, u, valid, right = _token_tile(u_ptr, c_ptr, y_ptr, n_tokens, dim, K, BLOCK_N, BLOCK_D)
     lse = tl.load(lse_ptr + rows, mask=row_ok, other=0.0)
     lsc = tl.load(lsc_ptr + rows, mask=row_ok, other=0.0)
     g = tl.where(valid, tl.load(g_ptr + rows, mask=row_ok, other=0.0), 0.0)
     du = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
     for k in range(K):
-        c = tl.load(c_ptr + rows * K + k, mask=row_ok, other=0)
-        e = tl.load(e_ptr + c[:, None] * dim + d[None, :], mask=tile_ok, other=0.0).to(tl.float32)
-        z = tl.sum(u * e, 1) + tl.load(b_ptr + c, mask=row_ok, other=0.0).to(tl.float32)
+        c, e, z = _candidate_score(u, e_ptr, b_ptr, c_ptr, rows, row_ok, d, tile_ok, dim, k, K)
         p = tl.exp(z - lse)
         q = tl.where(c == right, tl.exp(z - lsc), 0.0)
         dz = tl.where(valid, g * (p - q), 0.0)

@@ -76,10 +76,29 @@ def _erfc(x):
 
 
 @jit
-def _likelihood(y, s, m, e, HAS_NOISE: tl.constexpr, scale_bound, inv_sqrt2):
-    """``(p, d_signed, sigma, u, l)`` for one block: the unbounded likelihood and what the backward needs."""
+def _block_likelihood(
+    y_ptr,
+    s_ptr,
+    m_ptr,
+    e_ptr,
+    per_image,
+    scale_bound,
+    inv_sqrt2,
+    HAS_NOISE: tl.constexpr,
+    BLOCK: tl.constexpr,
+    ACC: tl.constexpr,
+):
+    """Load this program's block of image ``program_id(0)`` and return ``(offsets, inside, s, p, d_signed, sigma,
+    u, l)``: the unbounded likelihood ``p`` and what the backward needs (forward and backward share it)."""
+    image, block = tl.program_id(0), tl.program_id(1)
+    within = block * BLOCK + tl.arange(0, BLOCK)
+    inside = within < per_image
+    offsets = image.to(tl.int64) * per_image + within
+    y = tl.load(y_ptr + offsets, mask=inside, other=0.0).to(ACC)
+    s = tl.load(s_ptr + offsets, mask=inside, other=1.0).to(ACC)
+    m = tl.load(m_ptr + offsets, mask=inside, other=0.0).to(ACC)
     if HAS_NOISE:
-        y_hat = y + e
+        y_hat = y + tl.load(e_ptr + offsets, mask=inside, other=0.0).to(ACC)
     else:
         y_hat = tl.floor(y - m + 0.5) + m
     sigma = tl.maximum(s, scale_bound)
@@ -88,7 +107,7 @@ def _likelihood(y, s, m, e, HAS_NOISE: tl.constexpr, scale_bound, inv_sqrt2):
     u = (0.5 - d) / sigma
     low = (-0.5 - d) / sigma
     p = 0.5 * _erfc(-u * inv_sqrt2) - 0.5 * _erfc(-low * inv_sqrt2)
-    return p, signed, sigma, u, low
+    return offsets, inside, s, p, signed, sigma, u, low
 
 
 @jit
@@ -108,17 +127,11 @@ def _forward_kernel(
     BLOCK: tl.constexpr,
     ACC: tl.constexpr,
 ):
-    image, block = tl.program_id(0), tl.program_id(1)
-    within = block * BLOCK + tl.arange(0, BLOCK)
-    inside = within < per_image
-    offsets = image.to(tl.int64) * per_image + within
-    y = tl.load(y_ptr + offsets, mask=inside, other=0.0).to(ACC)
-    s = tl.load(s_ptr + offsets, mask=inside, other=1.0).to(ACC)
-    m = tl.load(m_ptr + offsets, mask=inside, other=0.0).to(ACC)
-    e = tl.load(e_ptr + offsets, mask=inside, other=0.0).to(ACC) if HAS_NOISE else y * 0.0
-    p, _, _, _, _ = _likelihood(y, s, m, e, HAS_NOISE, scale_bound, inv_sqrt2)
+    _, inside, _, p, _, _, _, _ = _block_likelihood(
+        y_ptr, s_ptr, m_ptr, e_ptr, per_image, scale_bound, inv_sqrt2, HAS_NOISE, BLOCK, ACC
+    )
     bits = -tl.log(tl.maximum(p, likelihood_bound)) / ln2
-    tl.store(partial_ptr + image * blocks + block, tl.sum(tl.where(inside, bits, 0.0), axis=0))
+    tl.store(partial_ptr + tl.program_id(0) * blocks + tl.program_id(1), tl.sum(tl.where(inside, bits, 0.0), axis=0))
 
 
 @jit
@@ -141,16 +154,10 @@ def _backward_kernel(
     BLOCK: tl.constexpr,
     ACC: tl.constexpr,
 ):
-    image, block = tl.program_id(0), tl.program_id(1)
-    within = block * BLOCK + tl.arange(0, BLOCK)
-    inside = within < per_image
-    offsets = image.to(tl.int64) * per_image + within
-    y = tl.load(y_ptr + offsets, mask=inside, other=0.0).to(ACC)
-    s = tl.load(s_ptr + offsets, mask=inside, other=1.0).to(ACC)
-    m = tl.load(m_ptr + offsets, mask=inside, other=0.0).to(ACC)
-    e = tl.load(e_ptr + offsets, mask=inside, other=0.0).to(ACC) if HAS_NOISE else y * 0.0
-    g = tl.load(g_ptr + image).to(ACC)
-    p, signed, sigma, u, low = _likelihood(y, s, m, e, HAS_NOISE, scale_bound, inv_sqrt2)
+    offsets, inside, s, p, signed, sigma, u, low = _block_likelihood(
+        y_ptr, s_ptr, m_ptr, e_ptr, per_image, scale_bound, inv_sqrt2, HAS_NOISE, BLOCK, ACC
+    )
+    g = tl.load(g_ptr + tl.program_id(0)).to(ACC)
     bounded = tl.maximum(p, likelihood_bound)
     grad_p = -g / (bounded * ln2)
     grad_p = tl.where((p >= likelihood_bound) | (grad_p < 0), grad_p, 0.0)
