@@ -50,7 +50,8 @@ def test_a_reported_claim_never_raises_and_the_smoke_profile_asserts_nothing(mon
 
 
 def test_nan_never_holds_and_bad_arguments_are_named():
-    assert not claim("toy_nan", "x", measured=math.nan, compare="<", threshold=1.0, asserted=False).holds
+    undefined = claim("toy_nan", "x", measured=math.nan, compare="<", threshold=1.0, unit="%", asserted=False)
+    assert not undefined.holds and undefined.here == "undefined"  # not "+nan %" in the claims table
     with pytest.raises(ValueError, match="compare"):
         claim("toy", "x", measured=1.0, compare="=>", threshold=1.0)
     with pytest.raises(ValueError, match="id must be a Python identifier"):

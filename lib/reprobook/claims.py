@@ -73,6 +73,8 @@ class Claim:
     profile: str
 
     def _format(self, value: float) -> str:
+        if math.isnan(value):
+            return "undefined"
         return f"{value:{self.fmt}}" + (f" {self.unit}" if self.unit else "")
 
     @property

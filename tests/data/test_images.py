@@ -179,6 +179,14 @@ def test_center_crop_takes_the_middle() -> None:
         center_crop(source, 10)
 
 
+def test_detail_window_finds_the_textured_patch_on_a_flat_background() -> None:
+    image = torch.zeros(3, 64, 80)
+    image[:, 32:48, 48:64] = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert images.detail_window(image, 16) == (32, 48, 16, 16)
+    with pytest.raises(ValueError, match="side=65 must fit"):
+        images.detail_window(image, 65)
+
+
 def test_crop_to_multiple_keeps_the_top_left_corner() -> None:
     source = _coordinate_image(427, 640)
     cropped = crop_to_multiple(source, 4)

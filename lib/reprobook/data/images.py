@@ -280,6 +280,25 @@ def center_crop(image: Tensor, size: int | tuple[int, int]) -> Tensor:
     return TF.center_crop(image, [height, width])
 
 
+def detail_window(image: Tensor, side: int) -> tuple[int, int, int, int]:
+    """The ``side x side`` window of ``image`` ``(C, H, W)`` with the most detail, as ``(top, left, side, side)``.
+
+    Detail is the summed absolute difference between neighbouring pixels; windows are scanned with a stride of
+    ``side // 4``. For zoomed comparisons: a fixed window (say the centre) may land on flat background, where every
+    codec looks the same.
+    """
+    if image.ndim != 3 or not 0 < side <= min(image.shape[-2:]):
+        raise ValueError(f"side={side} must fit image (C, H, W), got shape {tuple(image.shape)}")
+    gray = image.float().mean(0)
+    detail = torch.zeros_like(gray)
+    detail[:, 1:] += (gray[:, 1:] - gray[:, :-1]).abs()
+    detail[1:, :] += (gray[1:, :] - gray[:-1, :]).abs()
+    stride = max(1, side // 4)
+    energy = torch.nn.functional.avg_pool2d(detail[None, None], side, stride=stride)[0, 0]
+    row, col = divmod(int(energy.argmax()), energy.shape[1])
+    return row * stride, col * stride, side, side
+
+
 def crop_to_multiple(image: Tensor, multiple: int) -> Tensor:
     """Drop the last rows and columns so ``H`` and ``W`` are divisible by ``multiple``.
 
