@@ -29,6 +29,8 @@ METHODS = {
     "powerlaw": "PowerLaw",
     "ilc": "ILC",
     "mcbert": "MCBERT",
+    "uwspeech": "UWSpeech",
+    "comma": "CoMMA",
 }
 FILES = ("model.py", "data.py", "train.py", "evaluate.py", "baselines.py")
 POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD

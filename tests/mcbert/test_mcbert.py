@@ -45,15 +45,35 @@ def test_rule_evaluators_confirm_every_label(data: mcbert.MCBERTData) -> None:
     def sem(premise: str, hypothesis: str) -> str:
         return world.sem_rule(premise.split(), hypothesis.split())
 
-    assert sem("the big dog eats the apple", "the large animal eats the food") == "entailment"
-    assert sem("the big dog eats the apple", "the small dog eats the apple") == "contradiction"
+    assert sem("the big dog eats the apple", "the big animal eats the apple") == "entailment"
+    assert sem("the big dog eats the apple", "the big person eats the apple") == "contradiction"
     assert sem("the animal eats the apple", "the dog eats the apple") == "neutral"
+    assert sem("the animal eats the apple", "the cook eats the apple") == "contradiction"
+    assert sem("the big dog eats the apple", "the small dog eats the apple") == "contradiction"
+    for label in world.SEM_LABELS:
+        for held_out in (False, True):
+            for _ in range(100):
+                assert world.sem_rule(*world.sem_pair(rng, label, held_out, rng.random() < 0.5)) == label
     assert not world.syn_rule(["the", "dogs", "eats", "a", "apple"])
 
 
 def test_tasks_are_balanced(data: mcbert.MCBERTData) -> None:
-    assert torch.bincount(data.sem_train.labels).tolist() == [20, 20, 20]
+    # entailment and neutral a quarter each, contradiction half: half the edits turn a noun into a class word
+    assert torch.bincount(data.sem_train.labels).tolist() == [15, 15, 30]
     assert torch.bincount(data.syn_train.labels).tolist() == [30, 30]
+
+
+def test_sem_test_edits_only_held_out_nouns(data: mcbert.MCBERTData) -> None:
+    def nouns(text: str) -> set[str]:
+        words = {w[:-1] if w[:-1] in world.HYPERNYM else w for w in text.replace("|", " ").split()}
+        return words & set(world.HYPERNYM)
+
+    assert not any(nouns(t) & world.HELD_OUT for t in data.sem_train.texts)  # never shown with a label
+    for text in data.sem_test.texts:
+        premise, hypothesis = (nouns(part) for part in text.split(" | "))
+        assert len(premise ^ hypothesis) == 2 and len((premise ^ hypothesis) & world.HELD_OUT) == 1, text
+    held = " ".join(data.decode(row) for row in data.corpus[:300])
+    assert all(f" {n} " in f" {held} " or f" {n}s " in f" {held} " for n in world.HELD_OUT)
 
 
 def test_candidates_neither_in_slot_zero_original_in_slot_one_exactly_when_replaced() -> None:
@@ -144,6 +164,10 @@ def test_finetune_and_probe_run(data: mcbert.MCBERTData) -> None:
     scores = mcbert.evaluate(model, data, num_steps=3, seeds=(0, 1))
     assert 0 <= scores.sem <= 100 and len(scores.syn_runs) == 2 and "SEM acc (%)" in scores.row()
     assert len(mcbert.nearest_words(model, data, "dog", 3)) == 3
+    sem_only = mcbert.evaluate(model, data, num_steps=2, tasks=("SEM",))
+    assert sem_only.syn != sem_only.syn and not sem_only.syn_runs  # SYN left out: NaN, no runs
+    with pytest.raises(ValueError, match="tasks"):
+        mcbert.evaluate(model, data, num_steps=2, tasks=("GLUE",))
 
 
 @pytest.mark.parametrize(

@@ -36,9 +36,16 @@ from reprobook.kernels.linear_cross_entropy import (
     linear_cross_entropy_reference,
     linear_cross_entropy_triton,
 )
+from reprobook.kernels.mix_attention import (
+    mix_attention,
+    mix_attention_reference,
+    mix_attention_triton,
+    mix_attention_weights,
+)
 from reprobook.kernels.registry import BACKENDS, ENV_VAR, KernelSpec, all_kernels, choose_backend, get, register
 from reprobook.kernels.sde_exit import sde_exit, sde_exit_reference, sde_exit_triton
 from reprobook.kernels.softmax import softmax, softmax_reference, softmax_triton
+from reprobook.kernels.vector_quantize import vector_quantize, vector_quantize_reference, vector_quantize_triton
 
 __all__ = [
     "BACKENDS",
@@ -65,6 +72,10 @@ __all__ = [
     "linear_cross_entropy",
     "linear_cross_entropy_reference",
     "linear_cross_entropy_triton",
+    "mix_attention",
+    "mix_attention_reference",
+    "mix_attention_triton",
+    "mix_attention_weights",
     "pack_bitmask",
     "register",
     "sde_exit",
@@ -78,4 +89,7 @@ __all__ = [
     "variance_regulate",
     "variance_regulate_reference",
     "variance_regulate_triton",
+    "vector_quantize",
+    "vector_quantize_reference",
+    "vector_quantize_triton",
 ]

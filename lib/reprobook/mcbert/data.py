@@ -12,12 +12,16 @@ verb agree with their noun ("a dog eats", "some dogs eat"). The pre-training cor
 lexicon ("a dog is a animal", "big means large", "big is the opposite of small"): the only place where the
 corpus says what a word means, as dictionary sentences do in real text.
 
-Downstream, **SEM** (an NLI analogue) pairs a premise with a hypothesis made by one targeted edit: the hypernym of
-a noun or the synonym of an adjective, or a dropped adjective, entail; an antonym contradicts; a more specific noun,
-or an added adjective, is neutral. **SYN** (a CoLA analogue) asks whether a sentence is grammatical; the bad ones
-break subject-verb or determiner-noun agreement, or swap two adjacent words. :func:`sem_rule` and
-:func:`syn_rule` decide both labels from the words alone, independently of the generator, so the tests can check
-every generated label. Everything is a pure function of the seed.
+Downstream, **SEM** (an NLI analogue) pairs a premise with a hypothesis made by editing one noun: a noun
+replaced by a class word ("the fox sees ..." -> "the animal sees ...") is entailment if the noun belongs to that
+class and contradiction if not; a class word replaced by a noun is neutral if the noun belongs to the class and
+contradiction if not. The label thus hinges on one fact, the class of a noun, in a slot whose verb admits two
+classes or more. SEM's training split uses only half of each class's nouns; its test split edits only the other
+half (:data:`HELD_OUT`), so the class of a test noun is never shown by a label: it can only come from the
+pre-training corpus (its facts and the verbs' selectional restrictions). **SYN** (a CoLA analogue) asks whether a
+sentence is grammatical; the bad ones break subject-verb or determiner-noun agreement, or swap two adjacent
+words. :func:`sem_rule` and :func:`syn_rule` decide both labels from the words alone, independently of the
+generator, so the tests can check every generated label. Everything is a pure function of the seed.
 
 Hand-written rather than taken from a package: no offline corpus has both the controlled lexical relations SEM
 needs and a size that trains in minutes on two CPU cores.
@@ -151,46 +155,48 @@ def fact(rng: random.Random) -> list[str]:
     return [a, "is", "the", "opposite", "of", b]
 
 
-# --- SEM: one targeted edit per pair ---------------------------------------------------------------------------
+# --- SEM: one noun edited, decided by the noun's class ---------------------------------------------------------
+
+HELD_OUT: frozenset[str] = frozenset(n for nouns in NOUNS.values() for n in nouns[len(nouns) // 2 :])
+"""The second half of every class's nouns: SEM's test edits these nouns, its training split never shows them."""
+
+EDIT_SLOTS: tuple[tuple[str, int], ...] = tuple(
+    (verb, slot) for verb, classes in VERBS.items() for slot in (0, 1) if len(classes[slot]) >= 2
+)
+"""(verb, 0 = subject / 1 = object) slots that admit at least two classes: there the context does not tell
+which class the edited noun has."""
 
 
-def _edit(rng: random.Random, phrase: Phrase, label: str) -> Phrase | None:
-    """``phrase`` edited so that the pair has ``label``; None when this phrase admits no such edit."""
-    options: list[Phrase] = []
-    det = "the"
+def _nouns(cls: str, held_out: bool) -> list[str]:
+    return [n for n in NOUNS[cls] if (n in HELD_OUT) == held_out]
+
+
+def sem_pair(
+    rng: random.Random, label: str, held_out: bool = False, specific: bool = False
+) -> tuple[list[str], list[str]]:
+    """A premise and a hypothesis whose relation is ``label`` (one of :data:`SEM_LABELS`): one noun edited.
+
+    Either a noun becomes a class word (``specific=True``: "the fox sees" -> "the animal sees": entailment if
+    the noun is an animal, contradiction if not), or a class word becomes a noun ("the animal sees" -> "the fox
+    sees": neutral if the noun is an animal, contradiction if not). The edited slot always admits two classes
+    or more (:data:`EDIT_SLOTS`), so the label hinges on the noun's class alone. The edited noun is one of
+    :data:`HELD_OUT` if ``held_out``; every other noun is never held out."""
     if label == "entailment":
-        if phrase.noun in HYPERNYM and phrase.noun != HYPERNYM[phrase.noun]:
-            options.append(Phrase(det, phrase.adj, HYPERNYM[phrase.noun], phrase.plural))
-        if phrase.adj in ADJ_POLE:
-            scale, end = ADJ_POLE[phrase.adj]
-            synonyms = [a for a in ADJECTIVES[scale][end] if a != phrase.adj]
-            options += [Phrase(det, a, phrase.noun, phrase.plural) for a in synonyms]
-        if phrase.adj is not None:
-            options.append(Phrase(det, None, phrase.noun, phrase.plural))
-    elif label == "contradiction":
-        if phrase.adj in ADJ_POLE:
-            scale, end = ADJ_POLE[phrase.adj]
-            options += [Phrase(det, a, phrase.noun, phrase.plural) for a in ADJECTIVES[scale][1 - end]]
-    else:  # neutral
-        if phrase.noun in NOUNS:  # a hypernym: a more specific noun is not implied
-            options += [Phrase(det, phrase.adj, n, phrase.plural) for n in NOUNS[phrase.noun]]
-        if phrase.adj is None:
-            options += [Phrase(det, a, phrase.noun, phrase.plural) for a in (*ADJ_POLE, *COLOURS)]
-    return rng.choice(options) if options else None
-
-
-def sem_pair(rng: random.Random, label: str) -> tuple[list[str], list[str]]:
-    """A premise and a hypothesis whose relation is ``label`` (one of :data:`SEM_LABELS`)."""
-    while True:
-        subject, verb, obj = _sentence_parts(rng, adj_rate=0.7)
-        subject = Phrase("the", subject.adj, subject.noun, subject.plural)  # definite: one referent per phrase
-        obj = Phrase("the", obj.adj, obj.noun, obj.plural)
-        which = rng.random() < 0.5
-        edited = _edit(rng, subject if which else obj, label)
-        if edited is None:
-            continue
-        hypothesis = _render(edited, verb, obj) if which else _render(subject, verb, edited)
-        return _render(subject, verb, obj), hypothesis
+        specific = True
+    elif label == "neutral":
+        specific = False
+    verb, slot = rng.choice(EDIT_SLOTS)
+    cls = rng.choice(VERBS[verb][slot])
+    other = rng.choice([c for c in VERBS[verb][slot] if c != cls])
+    if specific:  # noun -> class word
+        before, after = rng.choice(_nouns(cls, held_out)), cls if label == "entailment" else other
+    else:  # class word -> noun
+        before, after = cls, rng.choice(_nouns(cls if label == "neutral" else other, held_out))
+    fixed_cls = rng.choice(VERBS[verb][1 - slot])
+    fixed = Phrase("the", None, rng.choice(_nouns(fixed_cls, False)), False)
+    phrases = [Phrase("the", None, before, False), Phrase("the", None, after, False)]
+    pairs = [(p, verb, fixed) if slot == 0 else (fixed, verb, p) for p in phrases]
+    return _render(*pairs[0]), _render(*pairs[1])
 
 
 def _parse(words: Sequence[str]) -> tuple[tuple[str | None, str], str, tuple[str | None, str]] | None:
@@ -223,7 +229,7 @@ def _relation(premise: tuple[str | None, str], hypothesis: tuple[str | None, str
     elif HYPERNYM.get(hn) == pn:
         noun = "neutral"
     else:
-        return "contradiction"  # a different thing: never produced by the generator
+        return "contradiction"  # a thing of another class: "the fox" is not "the tool"
     if ha is None or ha == pa:
         adj = "entailment"
     elif pa is None:
@@ -395,11 +401,12 @@ def make_world(
     lines = torch.stack([data.encode(line(), line()) for _ in range(corpus_size + 256)])
     data.corpus, data.valid = lines[:corpus_size], lines[corpus_size:]
 
-    def sem(n: int) -> list[tuple[list[list[str]], int]]:
+    def sem(n: int, held_out: bool) -> list[tuple[list[list[str]], int]]:
         rows = []
-        for k in range(n):
-            p, h = sem_pair(rng, SEM_LABELS[k % 3])
-            rows.append(([p, h], k % 3))
+        for k in range(n):  # entailment, neutral, contradiction x 2 (noun -> class, class -> noun)
+            label = (0, 1, 2, 2)[k % 4]
+            p, h = sem_pair(rng, SEM_LABELS[label], held_out, specific=k % 4 == 2)
+            rows.append(([p, h], label))
         rng.shuffle(rows)
         return rows
 
@@ -409,8 +416,8 @@ def make_world(
         return rows
 
     data.sem_train, data.sem_test = (
-        _task(data, "SEM", SEM_LABELS, sem(task_size)),
-        _task(data, "SEM", SEM_LABELS, sem(test_size)),
+        _task(data, "SEM", SEM_LABELS, sem(task_size, held_out=False)),
+        _task(data, "SEM", SEM_LABELS, sem(test_size, held_out=True)),
     )
     data.syn_train, data.syn_test = (
         _task(data, "SYN", SYN_LABELS, syn(task_size)),

@@ -24,6 +24,12 @@ from reprobook.profiles import pick
 from reprobook.train import Scores, fit, seed_everything
 
 SPLITS = ("train", "test")
+TASKS = ("SEM", "SYN")
+
+
+def finetune_steps() -> int:
+    """The default number of fine-tuning updates of the profile."""
+    return int(pick(smoke=20, book=400, full=1_000))
 
 
 @dataclass(kw_only=True)
@@ -53,19 +59,20 @@ def finetune(
     *,
     seed: int = 0,
     num_steps: int | None = None,
-    lr: float = 5e-4,
+    lr: float = 1e-3,
     batch_size: int = 32,
     progress: bool = False,
 ) -> Classifier:
-    """Fine-tune a copy of ``pretrained``'s encoder on ``train_task`` (Adam, linear decay, ``num_steps`` updates;
-    default by profile)."""
-    num_steps = pick(smoke=20, book=200, full=1_000) if num_steps is None else check_int("num_steps", num_steps, 1)
+    """Fine-tune a copy of ``pretrained``'s encoder on ``train_task`` (AdamW, linear warm-up over the first 10 % of
+    the ``num_steps`` updates, then linear decay; ``num_steps`` by profile if None)."""
+    num_steps = finetune_steps() if num_steps is None else check_int("num_steps", num_steps, 1)
     check_float("lr", lr, 0.0, open_low=True)
     check_int("batch_size", batch_size, 1)
     generator = seed_everything(seed)
     model = Classifier(pretrained, len(train_task.labels_names))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - s / num_steps)
+    warmup = max(1, num_steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / warmup, 1.0 - s / num_steps))
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         while True:
@@ -94,20 +101,26 @@ def evaluate(
     seeds: Sequence[int] = (0,),
     num_steps: int | None = None,
     label: str | None = None,
+    tasks: Sequence[str] = TASKS,
 ) -> MCBERTScores:
-    """Fine-tune ``model``'s encoder on SEM and on SYN once per seed and score ``split``: accuracy in %."""
+    """Fine-tune ``model``'s encoder on each of ``tasks`` (SEM, SYN) once per seed and score ``split``: accuracy
+    in %; a task left out scores NaN."""
     check_choice("split", split, SPLITS)
     if not seeds:
         raise ValueError("seeds must hold at least one seed")
+    if not tasks or any(t not in TASKS for t in tasks):
+        raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {tasks!r}")
     runs: dict[str, list[float]] = {"SEM": [], "SYN": []}
     for name, train_task, test_task in (
         ("SEM", data.sem_train, data.sem_test),
         ("SYN", data.syn_train, data.syn_test),
     ):
+        if name not in tasks:
+            continue
         scored = train_task if split == "train" else test_task
         for seed in seeds:
             runs[name].append(accuracy(finetune(model, train_task, seed=seed, num_steps=num_steps), scored))
-    mean = {k: sum(v) / len(v) for k, v in runs.items()}
+    mean = {k: sum(v) / len(v) if v else float("nan") for k, v in runs.items()}
     return MCBERTScores(
         label=label or model.objective,
         sem=mean["SEM"],

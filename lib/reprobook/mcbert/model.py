@@ -188,7 +188,12 @@ class Pretrainer(nn.Module):
         return draws.view(*logits.shape[:-1], k)
 
     def losses(self, ids: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """The objective's loss (``"loss"``) and detached metrics on a batch ``ids (B, T)``."""
+        """The objective's loss (``"loss"``) and detached metrics on a batch ``ids (B, T)``.
+
+        ``task_acc``: the discriminative question's accuracy over every non-pad token (``<s>`` and ``<sep>``
+        included); ``task_acc_replaced``: over the replaced tokens only; ``original_share``: the share of
+        non-pad tokens left original, the accuracy of always answering "original"; ``gen_acc``: the small
+        network's MLM accuracy at the masked positions."""
         check_ids(ids, self.vocab)
         masked = mask_tokens(ids, self.mask_rate, generator)
         masked_ids = ids.masked_fill(masked, MASK_ID)
@@ -216,6 +221,7 @@ class Pretrainer(nn.Module):
                 "mlm": (mlm_sum / max(n_masked, 1)).detach(),
                 "task_acc": right[token].float().mean(),
                 "task_acc_replaced": right[replaced].float().mean() if replaced.any() else torch.tensor(0.0),
+                "original_share": (~replaced)[token].float().mean(),
                 "gen_acc": gen_acc.detach(),
             }
         with torch.no_grad():  # the controller's softmax over the vocabulary at every position
@@ -234,6 +240,7 @@ class Pretrainer(nn.Module):
             "mlm": (mlm_sum / max(n_masked, 1)).detach(),
             "task_acc": right[token].float().mean(),
             "task_acc_replaced": right[replaced].float().mean() if replaced.any() else torch.tensor(0.0),
+            "original_share": (~replaced)[token].float().mean(),
             "gen_acc": gen_acc.detach(),
         }
 

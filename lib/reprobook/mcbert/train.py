@@ -133,9 +133,9 @@ def step_flops(config: MCBERTConfig, vocab: int, seq_len: int | None = None) -> 
 @dataclass(kw_only=True)
 class MCBERTResult(RunResult):
     """A pre-trained :class:`~reprobook.mcbert.model.Pretrainer`, its :class:`~reprobook.train.History`
-    (``"loss"`` per step; the evaluations ``task_acc``, ``task_acc_replaced``, ``gen_acc``, ``mlm_acc`` on the
-    held-out corpus lines), ``snapshots`` (``{fraction: state_dict}``) and ``metrics`` (``flops_per_step``,
-    ``flops``, ``sec_per_step`` and the last evaluation)."""
+    (``"loss"`` per step; the evaluations ``task_acc``, ``task_acc_replaced``, ``original_share``, ``gen_acc``,
+    ``mlm_acc`` on the held-out corpus lines), ``snapshots`` (``{fraction: state_dict}``) and ``metrics``
+    (``flops_per_step``, ``flops``, ``sec_per_step`` and the last evaluation)."""
 
     config: MCBERTConfig
     model: Pretrainer
