@@ -36,6 +36,22 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 @jit
+def _rows(ptr, bh, rows, length, d, rd):
+    """Rows ``rows`` of head ``bh``'s ``(length, d)`` matrix as float32, with their offsets and mask."""
+    mask = (rows < length)[:, None] & (rd < d)[None, :]
+    offsets = bh * length * d + rows[:, None] * d + rd[None, :]
+    return tl.load(ptr + offsets, mask=mask, other=0.0).to(tl.float32), offsets, mask
+
+
+@jit
+def _row_stats(lse_ptr, delta_ptr, bh, rq, n_q):
+    """The saved log-sum-exp and ``rowsum(dO * O)`` of queries ``rq`` of head ``bh``."""
+    lse = tl.load(lse_ptr + bh * n_q + rq, mask=rq < n_q, other=0.0)
+    delta = tl.load(delta_ptr + bh * n_q + rq, mask=rq < n_q, other=0.0)
+    return lse, delta
+
+
+@jit
 def _visible(pad_ptr, batch, rk, length, HAS_PAD: tl.constexpr):
     valid = rk < length
     if HAS_PAD:
@@ -67,10 +83,8 @@ def _stream(
     """Online softmax over one key/value range, ``BK`` keys at a time; ``t_i`` sums target probabilities."""
     for start in range(0, length, BK):
         rk = start + tl.arange(0, BK)
-        kv_mask = (rk < length)[:, None] & (rd < d)[None, :]
-        off = bh * length * d + rk[:, None] * d + rd[None, :]
-        k = tl.load(k_ptr + off, mask=kv_mask, other=0.0).to(tl.float32)
-        v = tl.load(v_ptr + off, mask=kv_mask, other=0.0).to(tl.float32)
+        k, _, _ = _rows(k_ptr, bh, rk, length, d, rd)
+        v, _, _ = _rows(v_ptr, bh, rk, length, d, rd)
         valid = _visible(pad_ptr, batch, rk, length, HAS_PAD)
         s = tl.where(valid[None, :], tl.dot(q, tl.trans(k), input_precision="ieee") * scale, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, 1))
@@ -114,9 +128,7 @@ def _forward_kernel(
     batch = bh // heads
     rq = tl.program_id(1) * BQ + tl.arange(0, BQ)
     rd = tl.arange(0, BD)
-    q_mask = (rq < n_q)[:, None] & (rd < d)[None, :]
-    q_off = bh * n_q * d + rq[:, None] * d + rd[None, :]
-    q = tl.load(q_ptr + q_off, mask=q_mask, other=0.0).to(tl.float32)
+    q, q_off, q_mask = _rows(q_ptr, bh, rq, n_q, d, rd)
     m_i = tl.full((BQ,), float("-inf"), tl.float32)
     l_i = tl.zeros((BQ,), tl.float32)
     t_i = tl.zeros((BQ,), tl.float32)
@@ -153,10 +165,8 @@ def _dq_range(
 ):
     for start in range(0, length, BK):
         rk = start + tl.arange(0, BK)
-        kv_mask = (rk < length)[:, None] & (rd < d)[None, :]
-        off = bh * length * d + rk[:, None] * d + rd[None, :]
-        k = tl.load(k_ptr + off, mask=kv_mask, other=0.0).to(tl.float32)
-        v = tl.load(v_ptr + off, mask=kv_mask, other=0.0).to(tl.float32)
+        k, _, _ = _rows(k_ptr, bh, rk, length, d, rd)
+        v, _, _ = _rows(v_ptr, bh, rk, length, d, rd)
         valid = _visible(pad_ptr, batch, rk, length, HAS_PAD)
         s = tl.dot(q, tl.trans(k), input_precision="ieee") * scale
         p = tl.where(valid[None, :], tl.exp(s - lse[:, None]), 0.0)
@@ -195,12 +205,9 @@ def _dq_kernel(
     batch = bh // heads
     rq = tl.program_id(1) * BQ + tl.arange(0, BQ)
     rd = tl.arange(0, BD)
-    q_mask = (rq < n_q)[:, None] & (rd < d)[None, :]
-    q_off = bh * n_q * d + rq[:, None] * d + rd[None, :]
-    q = tl.load(q_ptr + q_off, mask=q_mask, other=0.0).to(tl.float32)
-    do = tl.load(do_ptr + q_off, mask=q_mask, other=0.0).to(tl.float32)
-    lse = tl.load(lse_ptr + bh * n_q + rq, mask=rq < n_q, other=0.0)
-    delta = tl.load(delta_ptr + bh * n_q + rq, mask=rq < n_q, other=0.0)
+    q, q_off, q_mask = _rows(q_ptr, bh, rq, n_q, d, rd)
+    do, _, _ = _rows(do_ptr, bh, rq, n_q, d, rd)
+    lse, delta = _row_stats(lse_ptr, delta_ptr, bh, rq, n_q)
     dq = tl.zeros((BQ, BD), tl.float32)
     dq = _dq_range(q, do, lse, delta, ks_ptr, vs_ptr, spad_ptr, bh, batch, m_src, d, scale, dq, rd, HAS_SPAD, BK)
     dq = _dq_range(q, do, lse, delta, kt_ptr, vt_ptr, tpad_ptr, bh, batch, n_tgt, d, scale, dq, rd, HAS_TPAD, BK)
@@ -233,21 +240,16 @@ def _dkdv_kernel(
     batch = bh // heads
     rk = tl.program_id(1) * BK + tl.arange(0, BK)
     rd = tl.arange(0, BD)
-    kv_mask = (rk < length)[:, None] & (rd < d)[None, :]
-    k_off = bh * length * d + rk[:, None] * d + rd[None, :]
-    k = tl.load(k_ptr + k_off, mask=kv_mask, other=0.0).to(tl.float32)
-    v = tl.load(v_ptr + k_off, mask=kv_mask, other=0.0).to(tl.float32)
+    k, k_off, kv_mask = _rows(k_ptr, bh, rk, length, d, rd)
+    v, _, _ = _rows(v_ptr, bh, rk, length, d, rd)
     valid = _visible(pad_ptr, batch, rk, length, HAS_PAD)
     dk = tl.zeros((BK, BD), tl.float32)
     dv = tl.zeros((BK, BD), tl.float32)
     for start in range(0, n_q, BQ):
         rq = start + tl.arange(0, BQ)
-        q_mask = (rq < n_q)[:, None] & (rd < d)[None, :]
-        q_off = bh * n_q * d + rq[:, None] * d + rd[None, :]
-        q = tl.load(q_ptr + q_off, mask=q_mask, other=0.0).to(tl.float32)
-        do = tl.load(do_ptr + q_off, mask=q_mask, other=0.0).to(tl.float32)
-        lse = tl.load(lse_ptr + bh * n_q + rq, mask=rq < n_q, other=0.0)
-        delta = tl.load(delta_ptr + bh * n_q + rq, mask=rq < n_q, other=0.0)
+        q, _, _ = _rows(q_ptr, bh, rq, n_q, d, rd)
+        do, _, _ = _rows(do_ptr, bh, rq, n_q, d, rd)
+        lse, delta = _row_stats(lse_ptr, delta_ptr, bh, rq, n_q)
         s = tl.dot(q, tl.trans(k), input_precision="ieee") * scale
         p = tl.where(valid[None, :] & (rq < n_q)[:, None], tl.exp(s - lse[:, None]), 0.0)
         dv += tl.dot(tl.trans(p), do, input_precision="ieee")

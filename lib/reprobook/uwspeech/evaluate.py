@@ -17,12 +17,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import sacrebleu
 import torch
 import torch.nn.functional as F
-import torchaudio
 from torch import nn
 
+from reprobook.metrics import text as text_metrics
 from reprobook.nn import eval_mode
 from reprobook.train import Scores, fit, seed_everything
 from reprobook.uwspeech.data import Utterances, UWSpeechData, pad_mels
@@ -113,18 +112,13 @@ def recognizer_for(data: UWSpeechData, num_steps: int = 0, progress: bool = Fals
 
 
 def bleu(hypotheses: list[str], references: list[str]) -> float:
-    """Corpus sacreBLEU (13a tokenisation) of normalised texts, 0-100."""
-    refs = [normalise_text(r) for r in references]
-    return float(sacrebleu.corpus_bleu([normalise_text(h) for h in hypotheses], [refs]).score)
+    """Corpus sacreBLEU (:func:`reprobook.metrics.text.bleu`) of normalised texts, 0-100."""
+    return text_metrics.bleu([normalise_text(h) for h in hypotheses], [normalise_text(r) for r in references])
 
 
 def word_error_rate(hypotheses: list[str], references: list[str]) -> float:
-    """Word edit distance summed over utterances divided by reference words, in percent (torchaudio)."""
-    errors = sum(
-        torchaudio.functional.edit_distance(normalise_text(r).split(), normalise_text(h).split())
-        for h, r in zip(hypotheses, references)
-    )
-    return 100.0 * errors / max(1, sum(len(normalise_text(r).split()) for r in references))
+    """Word error rate (:func:`reprobook.metrics.text.wer`) of normalised texts, in percent."""
+    return 100.0 * text_metrics.wer([normalise_text(h) for h in hypotheses], [normalise_text(r) for r in references])
 
 
 def frame_phonemes(durations: torch.Tensor, phoneme_ids: torch.Tensor, num_units: int) -> torch.Tensor:
