@@ -31,7 +31,8 @@ $(INSTALLED): pyproject.toml constraints.txt
 
 # --- make book --------------------------------------------------------------------------------
 # tools/build_book.py executes the chapters one after another with live progress (chapter k of N, cell,
-# elapsed time, the training bar), reuses the executed copy of any chapter whose notebook, library, pins
+# elapsed time, the training bar), reuses the executed copy of any chapter whose notebook, library (shared
+# modules and its own method package), pins
 # and profile are unchanged, and builds the HTML from the executed copies. CHAPTER=irn re-executes one.
 CHAPTER ?=
 

@@ -2,7 +2,8 @@
 
 ``make book`` and ``make test`` call this. For each page of ``_toc.yml`` that is a notebook, in order:
 
-* if an executed copy for the same notebook, library, pins and profile is cached under
+* if an executed copy for the same notebook, library (the shared modules and the method packages the notebook
+  imports), pins and profile is cached under
   ``<out>/executed/<profile>/``, it is reused (``--chapters`` forces re-execution of the named ones);
 * otherwise the notebook runs in a fresh kernel (nbclient) with ``REPROBOOK_PROFILE``, ``REPROBOOK_CHAPTER``,
   ``REPROBOOK_CLAIMS_DIR`` (where :mod:`reprobook.claims` records the chapter's claims) and
@@ -52,11 +53,36 @@ def toc_pages() -> list[str]:
     return pages
 
 
-def library_key() -> str:
-    """A hash of everything outside a notebook that its outputs depend on: the library and the pins."""
+LIBRARY = ROOT / "lib" / "reprobook"
+IMPORTED = re.compile(r"reprobook\.(\w+)|from reprobook import ([\w, ]+)")
+
+
+def method_packages() -> set[str]:
+    """The library's method packages: the subpackages a chapter of the same name teaches (``irn``, ``ilc``, ...)."""
+    chapters = {Path(page).name for page in toc_pages() if (ROOT / f"{page}.ipynb").exists()}
+    return {path.name for path in LIBRARY.iterdir() if path.is_dir() and path.name in chapters}
+
+
+def imported_methods(notebook: Path, methods: set[str]) -> set[str]:
+    """The method packages a notebook's code names (``reprobook.irn``, ``from reprobook import irn``)."""
+    names: set[str] = set()
+    for module, listed in IMPORTED.findall(notebook.read_text()):
+        names |= {module} if module else {name.strip() for name in listed.split(",")}
+    return names & methods
+
+
+def library_key(notebook: Path) -> str:
+    """A hash of everything outside ``notebook`` that its outputs depend on: the library and the pins.
+
+    The method packages the notebook does not import are left out (method packages never import each other,
+    METHODS.md), so a change to one method re-executes its own chapter, the chapters that use it and the
+    Scoreboard, not the whole book; a change anywhere else in the library re-executes every chapter.
+    """
+    methods = method_packages()
+    skipped = {LIBRARY / name for name in methods - imported_methods(notebook, methods)}
     digest = hashlib.sha256()
     for path in sorted((ROOT / "lib").rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
+        if path.is_file() and "__pycache__" not in path.parts and not skipped & set(path.parents):
             digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     for name in ("pyproject.toml", "constraints.txt"):
         digest.update((ROOT / name).read_bytes())
@@ -233,7 +259,6 @@ def main(argv: list[str] | None = None) -> int:
     config = (ROOT / "_config.yml").read_text()
     (src / "_config.yml").write_text(re.sub(r"(?m)^  execute_notebooks: .*$", '  execute_notebooks: "off"', config))
 
-    key = hashlib.sha256(f"{library_key()}|{args.profile}".encode()).hexdigest()
     times: list[tuple[str, float, str]] = []
     status = Status()
     env = {
@@ -246,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     for number, page in enumerate(ordered, start=1):
         name = Path(page).name
         source, cached = ROOT / f"{page}.ipynb", cache / f"{name}.ipynb"
-        page_key = hashlib.sha256(key.encode() + source.read_bytes()).hexdigest()
+        key = f"{library_key(source)}|{args.profile}".encode()
+        page_key = hashlib.sha256(key + source.read_bytes()).hexdigest()
         label = f"[{number}/{len(notebooks)}] {name}"
         fresh = cached.exists() and nbformat.read(cached, as_version=4).metadata.get("reprobook_key") == page_key
         claims_file = claims_dir / f"{name}.json"
