@@ -2,8 +2,8 @@
 
 ``make book`` and ``make test`` call this. For each page of ``_toc.yml`` that is a notebook, in order:
 
-* if an executed copy for the same notebook, library (the shared modules and the method packages the notebook
-  imports), pins and profile is cached under
+* if an executed copy for the same code cells (the prose may differ: it is taken from the notebook), library (the
+  shared modules and the method packages the notebook imports), pins and profile is cached under
   ``<out>/executed/<profile>/``, it is reused (``--chapters`` forces re-execution of the named ones);
 * otherwise the notebook runs in a fresh kernel (nbclient) with ``REPROBOOK_PROFILE``, ``REPROBOOK_CHAPTER``,
   ``REPROBOOK_CLAIMS_DIR`` (where :mod:`reprobook.claims` records the chapter's claims) and
@@ -192,6 +192,24 @@ def collapse_progress(nb: Any) -> None:
             output["text"] = "\n".join(kept)
 
 
+def code_fingerprint(nb: Any) -> bytes:
+    """What a chapter's outputs depend on inside its notebook: the code cells' sources, in order. The prose does
+    not count, so a change to a markdown cell reuses the executed copy (:func:`with_current_prose`)."""
+    return json.dumps([cell.source for cell in nb.cells if cell.cell_type == "code"]).encode()
+
+
+def with_current_prose(executed: Any, source: Any) -> Any:
+    """``source``'s cells with the outputs of ``executed``, which ran the same code cells (:func:`code_fingerprint`):
+    prose and cell metadata (tags) from ``source``, each code cell's outputs from ``executed``."""
+    ran = iter([cell for cell in executed.cells if cell.cell_type == "code"])
+    cells = []
+    for cell in source.cells:
+        if cell.cell_type == "code":
+            cell = nbformat.from_dict({**next(ran), "metadata": cell.metadata})
+        cells.append(cell)
+    return nbformat.from_dict({**executed, "cells": cells})
+
+
 def execute(source: Path, target: Path, label: str, env: dict[str, str], status: Status) -> float:
     """Run ``source`` in a fresh kernel (working directory: its folder) and write the executed copy to ``target``."""
     nb = nbformat.read(source, as_version=4)
@@ -272,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         name = Path(page).name
         source, cached = ROOT / f"{page}.ipynb", cache / f"{name}.ipynb"
         key = f"{library_key(source)}|{args.profile}".encode()
-        page_key = hashlib.sha256(key + source.read_bytes()).hexdigest()
+        source_nb = nbformat.read(source, as_version=4)
+        page_key = hashlib.sha256(key + code_fingerprint(source_nb)).hexdigest()
         label = f"[{number}/{len(notebooks)}] {name}"
         fresh = cached.exists() and nbformat.read(cached, as_version=4).metadata.get("reprobook_key") == page_key
         claims_file = claims_dir / f"{name}.json"
@@ -299,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             nbformat.write(executed, cached)
             times.append((name, seconds, "executed"))
             status.done(f"{label}: executed in {format_seconds(seconds)}")
-        shown = nbformat.read(cached, as_version=4)
+        shown = with_current_prose(nbformat.read(cached, as_version=4), source_nb)
         collapse_progress(shown)  # also tidies copies cached by an older build
         nbformat.write(shown, src / f"{page}.ipynb")
 

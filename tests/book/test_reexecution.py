@@ -1,10 +1,12 @@
-"""A chapter is re-executed when its own method package changes, not when another method's does (build_book)."""
+"""What re-executes a chapter (tools/build_book.py): its code cells, its own method package, a shared module; not its
+prose, not another method's package."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,3 +56,28 @@ def test_key_ignores_other_methods_but_not_shared_modules(monkeypatch: pytest.Mo
         (tmp_path / "lib" / "reprobook" / package / "model.py").write_text("x = 3\n")
         assert build_book.library_key(notebook) != before
         before = build_book.library_key(notebook)
+
+
+def _notebook(*cells: tuple[str, str]) -> nbformat.NotebookNode:
+    make = {"code": nbformat.v4.new_code_cell, "markdown": nbformat.v4.new_markdown_cell}
+    return nbformat.v4.new_notebook(cells=[make[kind](text) for kind, text in cells])
+
+
+def test_prose_does_not_change_the_fingerprint_but_code_does() -> None:
+    base = _notebook(("markdown", "# Title"), ("code", "x = 1"))
+    reworded = _notebook(("markdown", "# A better title"), ("code", "x = 1"))
+    recoded = _notebook(("markdown", "# Title"), ("code", "x = 2"))
+    assert build_book.code_fingerprint(base) == build_book.code_fingerprint(reworded)
+    assert build_book.code_fingerprint(base) != build_book.code_fingerprint(recoded)
+
+
+def test_reused_copy_shows_the_current_prose_tags_and_the_old_outputs() -> None:
+    executed = _notebook(("markdown", "old words"), ("code", "print(1)"), ("code", "x = 2"))
+    executed.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    executed.metadata["reprobook_key"] = "k"
+    source = _notebook(("markdown", "new words"), ("code", "print(1)"), ("markdown", "more"), ("code", "x = 2"))
+    source.cells[3].metadata["tags"] = ["remove-input"]
+    shown = build_book.with_current_prose(executed, source)
+    assert [c.source for c in shown.cells] == ["new words", "print(1)", "more", "x = 2"]
+    assert shown.cells[1].outputs[0]["text"] == "1\n" and shown.cells[3].metadata["tags"] == ["remove-input"]
+    assert shown.metadata["reprobook_key"] == "k" and executed.cells[0].source == "old words"
