@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -43,15 +44,18 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> TTSData:
     return load_data(config, cache_dir=str(tmp_path_factory.mktemp("speech")))
 
 
-def _teacher(data: TTSData) -> TransformerTTS:
+def _teacher(data: TTSData, **kwargs: Any) -> TransformerTTS:
     torch.manual_seed(0)
-    return TransformerTTS(TeacherConfig(d_model=32, d_ff=64), len(data.vocab)).eval()
+    return TransformerTTS(TeacherConfig(d_model=32, d_ff=64, **kwargs), len(data.vocab)).eval()
 
 
-def test_generation_is_consistent_with_teacher_forcing(data: TTSData) -> None:
+@pytest.mark.parametrize("reduction", [1, 2, 3])
+def test_generation_is_consistent_with_teacher_forcing(data: TTSData, reduction: int) -> None:
     """Fed its own generated frames, the teacher-forced forward pass reproduces them: the cached
-    step-by-step decoder computes the same function as the parallel one."""
-    teacher = _teacher(data)
+    step-by-step decoder computes the same function as the parallel one, whatever the frames per step
+    (3 does not divide every length: the last step's extra frames are cut). Pre-net dropout off, so that
+    both passes see the same pre-net."""
+    teacher = _teacher(data, prenet_dropout=0.0, reduction=reduction)
     batch = collate(data.train[:2])
     mel, attention = teacher.generate(batch.phonemes, batch.src_lengths, batch.mel_lengths)
     assert mel.shape == batch.mel.shape and attention.shape[:3] == (2, 2 * 2, batch.mel.shape[1])
@@ -60,6 +64,17 @@ def test_generation_is_consistent_with_teacher_forcing(data: TTSData) -> None:
         again, _ = teacher(batch)
     keep = torch.arange(mel.shape[1])[None, :] < batch.mel_lengths[:, None]
     torch.testing.assert_close(again[keep], mel[keep], atol=1e-4, rtol=1e-4)
+
+
+def test_prenet_dropout_stays_on_at_inference(data: TTSData) -> None:
+    """Tacotron 2's recipe: generation samples pre-net dropout masks, so only the seed makes it repeatable."""
+    teacher = _teacher(data)
+    batch = collate(data.train[:1])
+    runs = []
+    for seed in (1, 1, 2):
+        torch.manual_seed(seed)
+        runs.append(teacher.generate(batch.phonemes, batch.src_lengths, batch.mel_lengths)[0])
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
 
 
 def test_generation_gives_the_mode_back(data: TTSData) -> None:
@@ -89,6 +104,7 @@ def test_distillation_gives_a_mel_and_durations_per_utterance(data: TTSData) -> 
         (TeacherConfig, {"num_steps": 1.5}, "teacher.num_steps"),
         (TeacherConfig, {"lr": -1.0}, "teacher.lr"),
         (TeacherConfig, {"grad_clip": math.inf}, "teacher.grad_clip"),
+        (TeacherConfig, {"reduction": 0}, "teacher.reduction"),
         (WaveConfig, {"num_steps": 0}, "wave.num_steps"),
         (WaveConfig, {"gan_start": -1}, "wave.gan_start"),
         (WaveConfig, {"adversarial_weight": math.nan}, "wave.adversarial_weight"),
