@@ -31,9 +31,9 @@ $(INSTALLED): pyproject.toml constraints.txt
 
 # --- make book --------------------------------------------------------------------------------
 # tools/build_book.py executes the chapters one after another with live progress (chapter k of N, cell,
-# elapsed time, the training bar), reuses the executed copy of any chapter whose notebook, library (shared
-# modules and its own method package), pins
-# and profile are unchanged, and builds the HTML from the executed copies. CHAPTER=irn re-executes one.
+# elapsed time, the training bar), reuses the executed copy of any chapter whose code cells, library (shared
+# modules and the method packages it imports), pins and profile are unchanged (its prose is taken from the
+# notebook), and builds the HTML from the executed copies. CHAPTER=irn re-executes one.
 CHAPTER ?=
 
 book:
