@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import pytest
@@ -25,6 +26,7 @@ from reprobook.irn import (
     train,
     validation_psnr,
 )
+from reprobook.irn.data import BRIGHTNESS_RANGE, TrainingCrops
 from reprobook.nn import count_parameters
 from reprobook.nn.invertible import haar_downsample
 
@@ -181,6 +183,7 @@ def test_bad_inputs_name_the_argument() -> None:
         ("lambda_rec", math.nan, "lambda_rec must be a finite number"),
         ("lambda_distr", -1.0, "lambda_distr=-1.0 is out of range"),
         ("quantize", 1, "quantize must be True or False"),
+        ("colour_augment", "yes", "colour_augment must be True or False"),
         ("ema", 1.0, r"ema=1.0 is out of range; expected 0 <= ema < 1"),
         ("ema", math.nan, "ema must be a finite number"),
         ("val_side", 1, "val_side=1 is out of range; expected 2 <= val_side"),
@@ -400,3 +403,21 @@ def test_x4_trains_on_lazily_decoded_files(tmp_path) -> None:  # type: ignore[no
     assert result.model.scale == 4 and len(result.history.steps) == 2
     scores = evaluate(result.model, data, num_draws=2)  # type: ignore[arg-type]
     assert scores.hr_images[0].shape == (3, 32, 40) and scores.lr_images[0].shape == (3, 8, 10)
+
+
+def test_colour_crops_are_the_plain_crops_with_shuffled_channels_and_dimmed() -> None:
+    """``colour=True``: each crop is the plain crop (same photo, position, flip, turn) with its RGB channels
+    permuted and scaled by one brightness factor in ``BRIGHTNESS_RANGE``; deterministic per ``(seed, i)``."""
+    photo = torch.rand(3, 40, 50)
+    plain, colour = (TrainingCrops([photo], 16, 30, seed=4, colour=c) for c in (False, True))
+    low, high = BRIGHTNESS_RANGE
+    permuted = 0
+    for i in range(len(plain)):
+        a, b = plain[i], colour[i]
+        factor = (b.sum() / a.sum()).item()
+        assert low - 1e-6 <= factor <= high + 1e-6
+        matches = [p for p in itertools.permutations(range(3)) if torch.allclose(a[list(p)] * factor, b, atol=1e-5)]
+        assert len(matches) == 1
+        permuted += matches[0] != (0, 1, 2)
+        assert torch.equal(b, colour[i])
+    assert permuted > 10

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from reprobook.nn.invertible import (
     OFFICIAL_INIT_SCALE,
@@ -100,6 +101,23 @@ def test_dense_subnet_init_scale_scales_the_hidden_convs_only() -> None:
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="init_scale"):
             DenseSubnet(3, 9, init_scale=bad)
+
+
+def test_dense_subnet_without_init_scale_keeps_pytorchs_default_start() -> None:
+    """``init_scale=None``: every conv keeps PyTorch's default start, the last one included, so a fresh block is a
+    random invertible map (not the identity) and still inverts exactly."""
+    torch.manual_seed(0)
+    subnet = DenseSubnet(3, 9, growth=8, depth=3, init_scale=None)
+    torch.manual_seed(0)
+    reference = [nn.Conv2d(3 + k * 8, 8, 3, padding=1) for k in range(2)] + [nn.Conv2d(19, 9, 3, padding=1)]
+    for conv, expected in zip([*subnet.convs, subnet.last], reference):
+        torch.testing.assert_close(conv.weight, expected.weight)
+        torch.testing.assert_close(conv.bias, expected.bias)
+    block = AffineCoupling(12, 3, dense_subnet(8, 3, init_scale=None)).double()
+    x = torch.randn(1, 12, 4, 4, dtype=torch.float64)
+    out = block(x)
+    assert (out - x).abs().max() > 1e-2
+    torch.testing.assert_close(block(out, reverse=True), x)
 
 
 def test_coupling_starts_as_the_identity() -> None:

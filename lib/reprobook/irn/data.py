@@ -49,22 +49,32 @@ def load_data(config: IRNConfig) -> IRNData:
     return IRNData(train=train, valid=valid, test=test, test_names=names)
 
 
+BRIGHTNESS_RANGE = (0.3, 1.0)
+"""Range of the random brightness factor of :class:`TrainingCrops` with ``colour=True``."""
+
+
 class TrainingCrops(Dataset[Tensor]):
     """``num_crops`` random HR crops with flips and rotations; item ``i`` depends only on ``(seed, i)``.
 
     Each item picks a photo, a position, a horizontal flip and 0-3 quarter turns from NumPy's generator seeded
-    with ``(seed, i)``, so crops are the same in every worker and every run. ``images`` may be a lazy sequence
+    with ``(seed, i)``, so crops are the same in every worker and every run. ``colour=True`` also shuffles the
+    crop's RGB channels and scales it by a brightness factor drawn from :data:`BRIGHTNESS_RANGE` (a second
+    generator, seeded with ``(seed, i, 1)``): four photos cover few colours and little dark content, and a network
+    trained on them alone decodes unfamiliar colours badly. ``images`` may be a lazy sequence
     (:class:`~reprobook.data.images.ImageFiles`, e.g. DIV2K): each item decodes one image, so the dataset never
     holds more than a worker's current image.
     """
 
-    def __init__(self, images: Sequence[Tensor], crop_size: int, num_crops: int, seed: int) -> None:
+    def __init__(
+        self, images: Sequence[Tensor], crop_size: int, num_crops: int, seed: int, colour: bool = False
+    ) -> None:
         if len(images) == 0:
             raise ValueError("images is empty; expected training images of shape (3, H, W)")
         self.images = images
         self.crop_size = check_int("crop_size", crop_size, 1)
         self.num_crops = check_int("num_crops", num_crops, 0)
         self.seed = check_int("seed", seed)
+        self.colour = colour
 
     def __len__(self) -> int:
         return self.num_crops
@@ -79,4 +89,8 @@ class TrainingCrops(Dataset[Tensor]):
         crop = TF.crop(image, top, left, self.crop_size, self.crop_size)
         if rng.integers(2):
             crop = TF.horizontal_flip(crop)
-        return torch.rot90(crop, int(rng.integers(4)), dims=(-2, -1)).contiguous()
+        crop = torch.rot90(crop, int(rng.integers(4)), dims=(-2, -1))
+        if self.colour:
+            colour_rng = np.random.default_rng([self.seed, index, 1])
+            crop = crop[torch.from_numpy(colour_rng.permutation(3))] * float(colour_rng.uniform(*BRIGHTNESS_RANGE))
+        return crop.contiguous()

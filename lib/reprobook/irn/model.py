@@ -62,7 +62,9 @@ class IRN(nn.Module):
     :class:`~reprobook.nn.invertible.DenseSubnet` of ``depth`` convs and growth ``growth`` (5 and 32 in the
     official code: 1.66 M parameters at x2, 4.35 M at x4, with 8 blocks per level). ``clamp`` bounds each
     block's log-scale (1 in the paper). ``init_scale`` multiplies the Xavier-normal initialisation of the
-    subnets' hidden convs (0.1 in the official code). The defaults are the official architecture.
+    subnets' hidden convs (0.1 in the official code; their last convs start at zero, so a fresh IRN is the Haar
+    transform); ``None`` keeps PyTorch's default initialisation of every conv. The defaults are the official
+    architecture.
 
     Shapes: ``forward(x)``: ``(B, 3, H, W) -> (B, 3 s^2, H/s, W/s)``; ``inverse`` the reverse map.
     """
@@ -76,7 +78,7 @@ class IRN(nn.Module):
         growth: int = 32,
         depth: int = 5,
         clamp: float = 1.0,
-        init_scale: float = OFFICIAL_INIT_SCALE,
+        init_scale: float | None = OFFICIAL_INIT_SCALE,
     ) -> None:
         super().__init__()
         check_choice("scale", scale, SCALES)

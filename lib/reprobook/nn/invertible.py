@@ -98,9 +98,10 @@ class DenseSubnet(nn.Module):
     ``depth`` 3x3 convolutions (5 in the official code); all but the last output ``growth`` channels
     each, followed by LeakyReLU(0.2), and each conv sees the input concatenated with all earlier outputs.
     Those hidden convs start Xavier-normal scaled by ``init_scale`` (:data:`OFFICIAL_INIT_SCALE`, 0.1, in the
-    official code's ``initialize_weights_xavier``, tuned for 500 000 steps; a larger scale learns faster
-    early on); **the last conv starts at zero** whatever ``init_scale`` is, so a fresh subnet outputs 0 and a
-    fresh coupling block is the identity.
+    official code's ``initialize_weights_xavier``, tuned for 500 000 steps), and **the last conv starts at zero**, so
+    a fresh subnet outputs 0 and a fresh coupling block is the identity. ``init_scale=None`` keeps PyTorch's default
+    initialisation of every conv instead, the last one included: a fresh block is then a random invertible map, and
+    in a budget of a few thousand steps it learns faster than the official start (the IRN chapter measures it).
     """
 
     def __init__(
@@ -109,24 +110,23 @@ class DenseSubnet(nn.Module):
         out_channels: int,
         growth: int = 32,
         depth: int = 5,
-        init_scale: float = OFFICIAL_INIT_SCALE,
+        init_scale: float | None = OFFICIAL_INIT_SCALE,
     ) -> None:
         super().__init__()
         sizes = {"in_channels": in_channels, "out_channels": out_channels, "growth": growth, "depth": depth}
         for name, value in sizes.items():
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        check_float("init_scale", init_scale, 0, open_low=True)
         hidden = [nn.Conv2d(in_channels + k * growth, growth, 3, padding=1) for k in range(depth - 1)]
         last = nn.Conv2d(in_channels + (depth - 1) * growth, out_channels, 3, padding=1)
-        for conv in hidden:
-            nn.init.xavier_normal_(conv.weight)
-            conv.weight.data.mul_(init_scale)
-            if conv.bias is not None:
-                nn.init.zeros_(conv.bias)
-        nn.init.zeros_(last.weight)
-        if last.bias is not None:
-            nn.init.zeros_(last.bias)
+        if init_scale is not None:
+            check_float("init_scale", init_scale, 0, open_low=True)
+            for conv in hidden:
+                nn.init.xavier_normal_(conv.weight)
+                conv.weight.data.mul_(init_scale)
+                nn.init.zeros_(conv.bias)  # type: ignore[arg-type]  # bias=True above
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)  # type: ignore[arg-type]
         self.convs, self.last, self.act = nn.ModuleList(hidden), last, nn.LeakyReLU(0.2)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -137,7 +137,7 @@ class DenseSubnet(nn.Module):
         return out
 
 
-def dense_subnet(growth: int = 32, depth: int = 5, init_scale: float = OFFICIAL_INIT_SCALE) -> SubnetFactory:
+def dense_subnet(growth: int = 32, depth: int = 5, init_scale: float | None = OFFICIAL_INIT_SCALE) -> SubnetFactory:
     """A :data:`SubnetFactory` building :class:`DenseSubnet` with the given ``growth``, ``depth`` and ``init_scale``."""
     return lambda in_channels, out_channels: DenseSubnet(in_channels, out_channels, growth, depth, init_scale)
 
