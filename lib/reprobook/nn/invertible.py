@@ -7,7 +7,8 @@ to float rounding.
 
 * :func:`haar_downsample` / :func:`haar_upsample` and :class:`HaarDownsampling`: ``(B, C, H, W) <->
   (B, 4C, H/2, W/2)``, the 2x2 Haar transform with the paper's ``/4`` forward and ``x1`` inverse.
-* :class:`DenseSubnet`: the ESRGAN-style dense block used for the coupling functions, last conv zeroed.
+* :class:`DenseSubnet`: the ESRGAN-style dense block used for the coupling functions, last conv zeroed (the
+  official start) or all convs at PyTorch's default start (``init_scale=None``).
 * :class:`AffineCoupling`: the InvBlock, an additive update of the first ``split`` channels and a clamped
   affine update of the rest; its element-wise epilogue runs the fused Triton kernel on CUDA.
 * :class:`InvertibleSequential` and :func:`haar_coupling_stack`: ``levels`` x (Haar + ``blocks`` couplings).
