@@ -49,15 +49,15 @@ class IRNConfig:
     halves at 100k, 200k, 300k, 400k: fractions 0.2-0.8). ``lambda_fit=None`` means the official weight for the
     scale. ``init_scale`` multiplies the Xavier-normal start of the subnets' hidden convs, whose last convs start at
     zero (the official 0.1, ``full``, is made for 500 000 steps); ``None`` (the short profiles) keeps PyTorch's default
-    initialisation of every conv, which learns much faster in a budget of a few thousand steps (the IRN chapter's
+    initialisation of every conv, which learns faster in a budget of a few thousand steps (the IRN chapter's
     ablation trains the official start to the same step). ``colour_augment`` shuffles the RGB channels of each
     training crop and scales its brightness (:class:`~reprobook.irn.data.TrainingCrops`): the short profiles train on
     four photos, whose colours and brightness do not cover the test photos'; ``full`` trains on DIV2K without it, as
-    the official code does. ``quantize=False`` trains IRN without the 8-bit rounding of
-    the LR image (an ablation; evaluation always quantises). ``ema > 0`` keeps an exponential moving average of the
-    weights with that decay (``p_avg <- ema p_avg + (1 - ema) p`` after every step) and returns, validates and
-    snapshots the averaged network; the official recipe has none (``ema=0``), but a short run of IRN's jumpy training
-    ends at a random point of a noisy path, and the average smooths that out (IRN and the SR baseline alike).
+    the official code does. ``quantize=False`` trains IRN without the 8-bit rounding of the LR image (an ablation;
+    evaluation always quantises). ``ema > 0`` keeps an exponential moving average of the weights with that decay
+    (``p_avg <- ema p_avg + (1 - ema) p`` after every step) and returns, validates and snapshots the averaged network;
+    the official recipe has none (``ema=0``), but a short run of IRN's jumpy training ends at a random point of a
+    noisy path, and the average smooths that out (IRN and the SR baseline alike).
     """
 
     model: Literal["irn", "sr"] = "irn"

@@ -125,9 +125,11 @@ class DenseSubnet(nn.Module):
             for conv in hidden:
                 nn.init.xavier_normal_(conv.weight)
                 conv.weight.data.mul_(init_scale)
-                nn.init.zeros_(conv.bias)  # type: ignore[arg-type]  # bias=True above
+                if conv.bias is not None:
+                    nn.init.zeros_(conv.bias)
             nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)  # type: ignore[arg-type]
+            if last.bias is not None:
+                nn.init.zeros_(last.bias)
         self.convs, self.last, self.act = nn.ModuleList(hidden), last, nn.LeakyReLU(0.2)
 
     def forward(self, x: Tensor) -> Tensor:
