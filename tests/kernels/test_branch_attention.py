@@ -180,3 +180,20 @@ def test_bad_inputs_raise_clear_errors(backend: str, device: torch.device) -> No
         branch_attention(q, k, v, w, gates, torch.zeros(1, 4, device=device), backend=backend)
     with pytest.raises(TypeError, match="dtype"):
         branch_attention(q.long(), k, v, w, gates, backend=backend)
+
+
+def test_sequences_longer_than_one_block_run_the_reference(device: torch.device) -> None:
+    """Above ``MAX_LEN`` tokens "auto" runs the reference (the one-block kernel is slower there); "triton" says why."""
+    from reprobook.kernels.branch_attention import MAX_LEN
+
+    q, k, v, w = (t.detach() for t in _inputs(1, 2, 1, 2, MAX_LEN + 1, 4, 8, device))
+    gates = torch.full((2,), 0.5, device=device)
+    expected = branch_attention(q, k, v, w, gates, backend="reference")
+    torch.testing.assert_close(branch_attention(q, k, v, w, gates, backend="auto"), expected)
+    with pytest.raises(RuntimeError, match=f"longer than the one-block kernel's {MAX_LEN} tokens"):
+        branch_attention(q, k, v, w, gates, backend="triton")
+    short = k[..., :MAX_LEN, :]
+    torch.testing.assert_close(  # at MAX_LEN the kernel itself runs, and matches
+        branch_attention(q, short, short, w, gates, backend="auto"),
+        branch_attention(q, short, short, w, gates, backend="reference"),
+    )

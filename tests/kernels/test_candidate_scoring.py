@@ -46,7 +46,7 @@ def test_repeated_correct_word_uses_every_slot_holding_it(device: torch.device) 
     all_same = candidates.clone()
     all_same[:] = 5
     zero = candidate_cross_entropy(hidden, weight, bias, all_same, target, backend="triton")
-    torch.testing.assert_close(zero.detach(), torch.zeros(6), atol=1e-6, rtol=0)  # every slot is right
+    torch.testing.assert_close(zero.detach(), torch.zeros(6, device=device), atol=1e-6, rtol=0)  # every slot is right
 
 
 def test_padding_gives_zero_loss_and_no_gradient(device: torch.device) -> None:

@@ -44,6 +44,14 @@ def _rows(ptr, bh, rows, length, d, rd):
 
 
 @jit
+def _tile(ptr, bh, rows, length, d, rd):
+    """The float32 tile of :func:`_rows` alone (no throw-away names: the compiler types a loop's variables, and a
+    name bound to tiles of two block sizes, before and inside a loop, does not compile)."""
+    tile, _, _ = _rows(ptr, bh, rows, length, d, rd)
+    return tile
+
+
+@jit
 def _row_stats(lse_ptr, delta_ptr, bh, rq, n_q):
     """The saved log-sum-exp and ``rowsum(dO * O)`` of queries ``rq`` of head ``bh``."""
     lse = tl.load(lse_ptr + bh * n_q + rq, mask=rq < n_q, other=0.0)
@@ -83,8 +91,8 @@ def _stream(
     """Online softmax over one key/value range, ``BK`` keys at a time; ``t_i`` sums target probabilities."""
     for start in range(0, length, BK):
         rk = start + tl.arange(0, BK)
-        k, _, _ = _rows(k_ptr, bh, rk, length, d, rd)
-        v, _, _ = _rows(v_ptr, bh, rk, length, d, rd)
+        k = _tile(k_ptr, bh, rk, length, d, rd)
+        v = _tile(v_ptr, bh, rk, length, d, rd)
         valid = _visible(pad_ptr, batch, rk, length, HAS_PAD)
         s = tl.where(valid[None, :], tl.dot(q, tl.trans(k), input_precision="ieee") * scale, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, 1))
@@ -165,8 +173,8 @@ def _dq_range(
 ):
     for start in range(0, length, BK):
         rk = start + tl.arange(0, BK)
-        k, _, _ = _rows(k_ptr, bh, rk, length, d, rd)
-        v, _, _ = _rows(v_ptr, bh, rk, length, d, rd)
+        k = _tile(k_ptr, bh, rk, length, d, rd)
+        v = _tile(v_ptr, bh, rk, length, d, rd)
         valid = _visible(pad_ptr, batch, rk, length, HAS_PAD)
         s = tl.dot(q, tl.trans(k), input_precision="ieee") * scale
         p = tl.where(valid[None, :], tl.exp(s - lse[:, None]), 0.0)
@@ -206,7 +214,7 @@ def _dq_kernel(
     rq = tl.program_id(1) * BQ + tl.arange(0, BQ)
     rd = tl.arange(0, BD)
     q, q_off, q_mask = _rows(q_ptr, bh, rq, n_q, d, rd)
-    do, _, _ = _rows(do_ptr, bh, rq, n_q, d, rd)
+    do = _tile(do_ptr, bh, rq, n_q, d, rd)
     lse, delta = _row_stats(lse_ptr, delta_ptr, bh, rq, n_q)
     dq = tl.zeros((BQ, BD), tl.float32)
     dq = _dq_range(q, do, lse, delta, ks_ptr, vs_ptr, spad_ptr, bh, batch, m_src, d, scale, dq, rd, HAS_SPAD, BK)
@@ -241,14 +249,14 @@ def _dkdv_kernel(
     rk = tl.program_id(1) * BK + tl.arange(0, BK)
     rd = tl.arange(0, BD)
     k, k_off, kv_mask = _rows(k_ptr, bh, rk, length, d, rd)
-    v, _, _ = _rows(v_ptr, bh, rk, length, d, rd)
+    v = _tile(v_ptr, bh, rk, length, d, rd)
     valid = _visible(pad_ptr, batch, rk, length, HAS_PAD)
     dk = tl.zeros((BK, BD), tl.float32)
     dv = tl.zeros((BK, BD), tl.float32)
     for start in range(0, n_q, BQ):
         rq = start + tl.arange(0, BQ)
-        q, _, _ = _rows(q_ptr, bh, rq, n_q, d, rd)
-        do, _, _ = _rows(do_ptr, bh, rq, n_q, d, rd)
+        q = _tile(q_ptr, bh, rq, n_q, d, rd)
+        do = _tile(do_ptr, bh, rq, n_q, d, rd)
         lse, delta = _row_stats(lse_ptr, delta_ptr, bh, rq, n_q)
         s = tl.dot(q, tl.trans(k), input_precision="ieee") * scale
         p = tl.where(valid[None, :] & (rq < n_q)[:, None], tl.exp(s - lse[:, None]), 0.0)

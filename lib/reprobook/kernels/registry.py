@@ -4,8 +4,9 @@ Each kernel file registers one :class:`KernelSpec`: a Triton implementation, a p
 with the same signature, and what the benchmark and tests need. Calling the spec picks the backend:
 
 * ``backend=`` argument if given, else ``REPROBOOK_KERNELS``, else ``"auto"``;
-* ``"auto"`` runs Triton when it can (Triton imported and either every input tensor is on CUDA or
-  ``TRITON_INTERPRET=1`` was set before import), the reference otherwise;
+* ``"auto"`` runs Triton when it can (Triton imported, either every input tensor is on CUDA or
+  ``TRITON_INTERPRET=1`` was set before import, and the kernel's ``unsupported`` check passes), the reference
+  otherwise;
 * ``"triton"`` insists (``RuntimeError`` saying why when it cannot run); ``"reference"`` never uses Triton.
 """
 
@@ -32,6 +33,8 @@ class KernelSpec:
     ``make_inputs(size, device, dtype)`` returns benchmark inputs for a problem of ``size`` (its meaning
     is the kernel's: the softmax row length, say); ``sizes`` are the sizes ``bench`` runs. ``atol`` and
     ``rtol`` are the float32 tolerances used by :func:`reprobook.kernels.testing.assert_matches_reference`.
+    ``unsupported(*args, **kwargs)`` says, as the end of a sentence, why the Triton kernel does not serve these
+    inputs (a length it was not built for, say), or returns None when it does; ``"auto"`` then runs the reference.
     """
 
     name: str
@@ -41,10 +44,12 @@ class KernelSpec:
     sizes: tuple[int, ...]
     atol: float = 1e-5
     rtol: float = 1e-5
+    unsupported: Callable[..., str | None] | None = None
 
     def __call__(self, *args: Any, backend: str | None = None, **kwargs: Any) -> Any:
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
-        run = self.triton if choose_backend(backend, tensors) == "triton" else self.reference
+        reason = None if self.unsupported is None else self.unsupported(*args, **kwargs)
+        run = self.triton if choose_backend(backend, tensors, reason) == "triton" else self.reference
         return run(*args, **kwargs)
 
 
@@ -55,12 +60,15 @@ def _requested_backend(backend: str | None = None) -> str:
     return check_choice(ENV_VAR, os.environ.get(ENV_VAR, "").strip().lower() or "auto", BACKENDS)
 
 
-def choose_backend(backend: str | None, tensors: Sequence[torch.Tensor]) -> str:
-    """``"triton"`` or ``"reference"``: the implementation that runs on ``tensors`` (rule in module docs)."""
+def choose_backend(backend: str | None, tensors: Sequence[torch.Tensor], unsupported: str | None = None) -> str:
+    """``"triton"`` or ``"reference"``: the implementation that runs on ``tensors`` (rule in module docs).
+
+    ``unsupported``: the kernel's own reason not to serve these inputs (``KernelSpec.unsupported``), or None.
+    """
     requested = _requested_backend(backend)
     if requested == "reference":
         return "reference"
-    reason = _why_triton_cannot_run(tensors)
+    reason = _why_triton_cannot_run(tensors) or unsupported
     if reason is None:
         return "triton"
     if requested == "triton":

@@ -82,7 +82,7 @@ def vector_quantize_reference(
 
 @jit
 def _vq_forward_kernel(
-    z_ptr, e_ptr, codes_ptr, out_ptr, err_ptr, lse_ptr, N, K, D, inv_tau,
+    z_ptr, e_ptr, codes_ptr, out_ptr, err_ptr, lse_ptr, inv_tau_ptr, N, K, D,
     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_D: tl.constexpr, ACC: tl.constexpr,
 ):  # fmt: skip
     rows = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -92,6 +92,7 @@ def _vq_forward_kernel(
     z = tl.load(z_ptr + rows[:, None] * D + cols[None, :], mask=row_in[:, None] & col_in[None, :], other=0.0)
     z = z.to(ACC)
     z_norm = tl.sum(z * z, axis=1)
+    inv_tau = tl.load(inv_tau_ptr)  # a tensor of the input's dtype: a Python float would arrive as float32
     best = tl.full((BLOCK_N,), float("inf"), ACC)
     best_k = tl.zeros((BLOCK_N,), tl.int64)
     run_max = tl.full((BLOCK_N,), float("-inf"), ACC)
@@ -133,10 +134,11 @@ def _forward(
     if n == 0:
         return codes, out, err, lse
     acc = tl.float64 if z.dtype == torch.float64 else tl.float32
+    inv_tau = torch.full((1,), 1.0 / float(temperature), dtype=z.dtype, device=z.device)
     block_d = max(triton.next_power_of_2(d), 16)
     with torch.cuda.device_of(z):
         _vq_forward_kernel[(triton.cdiv(n, _BLOCK_N),)](
-            z, codebook, codes, out, err, lse, n, codebook.shape[0], d, 1.0 / float(temperature),
+            z, codebook, codes, out, err, lse, inv_tau, n, codebook.shape[0], d,
             BLOCK_N=_BLOCK_N, BLOCK_K=_BLOCK_K, BLOCK_D=block_d, ACC=acc,
         )  # fmt: skip
     return codes, out, err, lse
