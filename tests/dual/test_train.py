@@ -92,6 +92,32 @@ def test_twin_resolution_needs_twins_and_is_a_fraction() -> None:
     assert math.isnan(value) or 0.0 <= value <= 1.0
     with pytest.raises(ValueError, match="needs a twin world"):
         twin_resolution(result.model, load_data(DualConfig(num_concepts=40, seeds_per_pair=10)))
+    with pytest.raises(ValueError, match="twins"):
+        twin_resolution(result.model, data, twins="both")
+
+
+class _FixedTranslator(torch.nn.Module):
+    """Translates every word to ``predictions`` (the test's stand-in for trained translators)."""
+
+    def __init__(self, predictions: torch.Tensor) -> None:
+        super().__init__()
+        self.predictions = predictions
+
+    def predict(self, data: object, source: str, target: str) -> torch.Tensor:
+        return self.predictions
+
+
+def test_twin_resolution_scores_the_chosen_group_of_twins() -> None:
+    """Right where the twin is held out too, the twin where it is not: 1, 0, and their share for "all"."""
+    data = load_data(DualConfig(num_concepts=200, seeds_per_pair=10, twin_gap=0.0))
+    twin_held_out = torch.isin(data.twin, data.test)
+    predictions = torch.where(twin_held_out, torch.arange(200), data.twin)
+    model = _FixedTranslator(predictions)
+    share = float(twin_held_out[data.test].float().mean())
+    assert 0.1 < share < 0.9  # both groups are present
+    assert twin_resolution(model, data) == 1.0
+    assert twin_resolution(model, data, twins="seen") == 0.0
+    assert twin_resolution(model, data, twins="all") == pytest.approx(share)
 
 
 @pytest.mark.parametrize("profile", ["smoke", "book", "full"])

@@ -21,7 +21,15 @@ from __future__ import annotations
 
 from reprobook.dual.baselines import supervised, three_systems
 from reprobook.dual.data import LANGUAGES, Lexicon, build_lexicon, load_data
-from reprobook.dual.evaluate import DualScores, RoundTrip, correct_words, evaluate, round_trip, twin_resolution
+from reprobook.dual.evaluate import (
+    TWIN_GROUPS,
+    DualScores,
+    RoundTrip,
+    correct_words,
+    evaluate,
+    round_trip,
+    twin_resolution,
+)
 from reprobook.dual.model import (
     TableTranslator,
     Translator,
@@ -46,6 +54,7 @@ from reprobook.dual.train import METHODS, DualConfig, DualResult, build_model, o
 __all__ = [
     "LANGUAGES",
     "METHODS",
+    "TWIN_GROUPS",
     "DualConfig",
     "DualResult",
     "DualScores",

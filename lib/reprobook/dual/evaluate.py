@@ -93,14 +93,29 @@ def round_trip(
     )
 
 
-def twin_resolution(model: Translators, data: Lexicon, source: str = "X", target: str = "Y") -> float:
+TWIN_GROUPS = ("held out", "seen", "all")
+"""Which held-out words :func:`twin_resolution` scores: twin held out too, twin not held out, every one."""
+
+
+def twin_resolution(
+    model: Translators, data: Lexicon, source: str = "X", target: str = "Y", twins: str = "held out"
+) -> float:
     """In the twin world: of the held-out words whose best translation is the right word or its twin, the fraction
-    that picks the right one (``0.5`` is a coin flip between near-synonyms); NaN if no word lands in its pair."""
+    that picks the right one (``0.5`` is a coin flip between near-synonyms); NaN if no word lands in its pair.
+
+    ``twins="held out"`` (default) scores only words whose twin is held out too: pairs the seed dictionaries say
+    nothing about, the setting of Eq. (2) with a dual at chance between twins. ``"seen"`` scores the words whose twin
+    is outside the held-out set (it may sit in a seed dictionary, which tells a one-to-one translator which word of
+    the pair is taken), ``"all"`` every held-out word.
+    """
     if data.twin is None:
         raise ValueError("twin_resolution needs a twin world (a lexicon drawn with twin_gap)")
+    check_choice("twins", twins, TWIN_GROUPS)
     with eval_mode(model):
         predicted = model.predict(data, source, target)[data.test]
-    right, twin = predicted == data.test, predicted == data.twin[data.test]
+    twin_held_out = torch.isin(data.twin[data.test], data.test)
+    scored = {"held out": twin_held_out, "seen": ~twin_held_out, "all": torch.ones_like(twin_held_out)}[twins]
+    right, twin = (predicted == data.test) & scored, (predicted == data.twin[data.test]) & scored
     landed = int((right | twin).sum())
     return float(right.sum()) / landed if landed else math.nan
 
