@@ -52,3 +52,24 @@ def test_show_source_drops_the_docstring(capsys):
     show_source(documented)
     printed = capsys.readouterr().out
     assert "return x + 1" in printed and "docstring" not in printed
+
+
+def test_plain_log_ticks_label_a_short_log_axis_without_powers_of_ten():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reprobook.notebook import plain_log_ticks
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [3.2, 4.0])
+    ax.set_yscale("log")
+    fig.canvas.draw()
+    default = [t.get_text() for t in ax.get_yticklabels(minor=True) if t.get_text()]
+    plain_log_ticks(ax.yaxis)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels(minor=True) if t.get_text()]
+    plt.close(fig)
+    assert any("10^" in label for label in default)  # matplotlib's own labels, which the helper replaces
+    assert labels and not any("10" in label for label in labels) and "3.5" in labels

@@ -103,3 +103,12 @@ def show_source(obj: Any) -> None:
                 source = source[:line_start] + source[end:].lstrip("\n")
                 break
     print(source.rstrip())
+
+
+def plain_log_ticks(axis: Any) -> None:
+    """Label a log-scaled matplotlib axis (``ax.yaxis``) with plain numbers, ``3.8`` rather than ``3.8 x 10^0``;
+    the ticks between powers of ten are labelled only while the axis spans about a decade or less."""
+    from matplotlib.ticker import LogFormatter  # here: the library imports without matplotlib's start-up cost
+
+    axis.set_major_formatter(LogFormatter())
+    axis.set_minor_formatter(LogFormatter())
