@@ -63,23 +63,25 @@ def method_packages() -> set[str]:
     return {path.name for path in LIBRARY.iterdir() if path.is_dir() and path.name in chapters}
 
 
-def imported_methods(notebook: Path, methods: set[str]) -> set[str]:
-    """The method packages a notebook's code names (``reprobook.irn``, ``from reprobook import irn``)."""
+def imported_methods(nb: Any, methods: set[str]) -> set[str]:
+    """The method packages a parsed notebook's code cells name (``reprobook.irn``, ``from reprobook import irn``);
+    its prose does not count, as prose does not re-execute a chapter."""
+    code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
     names: set[str] = set()
-    for module, listed in IMPORTED.findall(notebook.read_text()):
+    for module, listed in IMPORTED.findall(code):
         names |= {module} if module else {name.strip() for name in listed.split(",")}
     return names & methods
 
 
-def library_key(notebook: Path) -> str:
-    """A hash of everything outside ``notebook`` that its outputs depend on: the library and the pins.
+def library_key(nb: Any) -> str:
+    """A hash of everything outside the parsed notebook ``nb`` that its outputs depend on: the library and the pins.
 
     The method packages the notebook does not import are left out (method packages never import each other,
     METHODS.md), so a change to one method re-executes its own chapter, the chapters that use it and the
     Scoreboard, not the whole book; a change anywhere else in the library re-executes every chapter.
     """
     methods = method_packages()
-    skipped = {LIBRARY / name for name in methods - imported_methods(notebook, methods)}
+    skipped = {LIBRARY / name for name in methods - imported_methods(nb, methods)}
     digest = hashlib.sha256()
     for path in sorted((ROOT / "lib").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and not skipped & set(path.parents):
@@ -289,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     for number, page in enumerate(ordered, start=1):
         name = Path(page).name
         source, cached = ROOT / f"{page}.ipynb", cache / f"{name}.ipynb"
-        key = f"{library_key(source)}|{args.profile}".encode()
         source_nb = nbformat.read(source, as_version=4)
+        key = f"{library_key(source_nb)}|{args.profile}".encode()
         page_key = hashlib.sha256(key + code_fingerprint(source_nb)).hexdigest()
         label = f"[{number}/{len(notebooks)}] {name}"
         fresh = cached.exists() and nbformat.read(cached, as_version=4).metadata.get("reprobook_key") == page_key

@@ -20,7 +20,8 @@ def test_every_method_chapter_imports_its_own_package() -> None:
     methods = build_book.method_packages()
     assert {"irn", "fastspeech2", "seek"} <= methods and not {"data", "kernels", "nn"} & methods
     for name in methods:
-        assert name in build_book.imported_methods(ROOT / "book" / f"{name}.ipynb", methods)
+        chapter = nbformat.read(ROOT / "book" / f"{name}.ipynb", as_version=4)
+        assert name in build_book.imported_methods(chapter, methods)
 
 
 @pytest.mark.parametrize(
@@ -31,10 +32,13 @@ def test_every_method_chapter_imports_its_own_package() -> None:
         ("from reprobook import claims", set()),
     ],
 )
-def test_imported_methods_reads_both_import_forms(tmp_path: Path, source: str, expected: set[str]) -> None:
-    notebook = tmp_path / "chapter.ipynb"
-    notebook.write_text(source)
-    assert build_book.imported_methods(notebook, {"irn", "ilc", "seek"}) == expected
+def test_imported_methods_reads_both_import_forms(source: str, expected: set[str]) -> None:
+    assert build_book.imported_methods(_notebook(("code", source)), {"irn", "ilc", "seek"}) == expected
+
+
+def test_imported_methods_ignore_prose() -> None:
+    nb = _notebook(("markdown", "Unlike `reprobook.seek`, from reprobook import ilc"), ("code", "import reprobook.irn"))
+    assert build_book.imported_methods(nb, {"irn", "ilc", "seek"}) == {"irn"}
 
 
 def test_key_ignores_other_methods_but_not_shared_modules(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -43,8 +47,7 @@ def test_key_ignores_other_methods_but_not_shared_modules(monkeypatch: pytest.Mo
         (tmp_path / "lib" / "reprobook" / package / "model.py").write_text("x = 1\n")
     for name in ("pyproject.toml", "constraints.txt"):
         (tmp_path / name).write_text("")
-    notebook = tmp_path / "irn.ipynb"
-    notebook.write_text("from reprobook import irn")
+    notebook = _notebook(("code", "from reprobook import irn"))
     monkeypatch.setattr(build_book, "ROOT", tmp_path)
     monkeypatch.setattr(build_book, "LIBRARY", tmp_path / "lib" / "reprobook")
     monkeypatch.setattr(build_book, "method_packages", lambda: {"irn", "seek"})
