@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import torch
 import torch.nn.functional as F
@@ -122,8 +123,12 @@ class TransformerTTS(nn.Module):
         out: torch.Tensor = F.dropout(self.prenet(previous), self.config.prenet_dropout, True)
         return out
 
-    def steps(self, num_frames: torch.Tensor) -> torch.Tensor:
-        """Decoder steps for ``num_frames`` frames: ``ceil(T / r)``."""
+    @overload
+    def steps(self, num_frames: int) -> int: ...
+    @overload
+    def steps(self, num_frames: torch.Tensor) -> torch.Tensor: ...
+    def steps(self, num_frames: int | torch.Tensor) -> int | torch.Tensor:
+        """Decoder steps for ``num_frames`` frames (a count or a tensor of them): ``ceil(T / r)``."""
         return -(-num_frames // self.config.reduction)
 
     def step_positions(self, steps: torch.Tensor, src_lengths: torch.Tensor, num_frames: torch.Tensor) -> torch.Tensor:
@@ -138,7 +143,7 @@ class TransformerTTS(nn.Module):
     def forward(self, batch: Batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
         memory, src_padding = self.encode(batch.phonemes, batch.src_lengths)
         r, (b, t, _) = self.config.reduction, batch.mel.shape
-        num_steps = -(-t // r)
+        num_steps = self.steps(t)
         groups = F.pad(batch.mel, (0, 0, 0, num_steps * r - t)).reshape(b, num_steps, r * N_MELS)
         previous = F.pad(groups[:, :-1], (0, 0, 1, 0))  # step s is predicted from steps < s
         tgt_padding = padding_mask(self.steps(batch.mel_lengths), num_steps)
@@ -181,7 +186,7 @@ class TransformerTTS(nn.Module):
             frame = torch.zeros(b, 1, N_MELS * r, device=phonemes.device)
             caches: list[torch.Tensor | None] = [None] * len(self.decoder)
             mels, attentions = [], []
-            for t in range(-(-total // r)):
+            for t in range(self.steps(total)):
                 x = self._prenet(frame) + self.step_positions(torch.tensor([t]), src_lengths, num_frames)
                 step_attention = []
                 for i, layer in enumerate(self.decoder):
