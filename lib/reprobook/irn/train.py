@@ -63,7 +63,7 @@ class IRNConfig:
     model: Literal["irn", "sr"] = "irn"
     dataset: Literal["photos", "div2k"] = pick_default(smoke="photos", book="photos", full="div2k")
     scale: int = pick_default(smoke=2, book=2, full=4)
-    blocks_per_level: int = pick_default(smoke=2, book=8, full=8)
+    blocks_per_level: int = pick_default(smoke=2, book=6, full=8)
     growth: int = pick_default(smoke=8, book=16, full=32)
     subnet_depth: int = pick_default(smoke=3, book=3, full=5)
     clamp: float = 1.0
@@ -71,7 +71,7 @@ class IRNConfig:
     crop_size: int = pick_default(smoke=32, book=32, full=144)
     colour_augment: bool = pick_default(smoke=True, book=True, full=False)
     batch_size: int = pick_default(smoke=4, book=16, full=16)
-    num_steps: int = pick_default(smoke=20, book=1800, full=50_000)
+    num_steps: int = pick_default(smoke=20, book=2300, full=50_000)
     lr: float = pick_default(smoke=1e-3, book=1e-3, full=2e-4)
     lr_milestones: tuple[float, ...] = pick_default(smoke=(0.7, 0.9), book=(0.7, 0.9), full=(0.2, 0.4, 0.6, 0.8))
     lr_decay: float = 0.5
