@@ -113,9 +113,10 @@ def twin_resolution(
     check_choice("twins", twins, TWIN_GROUPS)
     with eval_mode(model):
         predicted = model.predict(data, source, target)[data.test]
-    twin_held_out = torch.isin(data.twin[data.test], data.test)
+    twins_of_test = data.twin[data.test]
+    twin_held_out = torch.isin(twins_of_test, data.test)
     scored = {"held out": twin_held_out, "seen": ~twin_held_out, "all": torch.ones_like(twin_held_out)}[twins]
-    right, twin = (predicted == data.test) & scored, (predicted == data.twin[data.test]) & scored
+    right, twin = (predicted == data.test) & scored, (predicted == twins_of_test) & scored
     landed = int((right | twin).sum())
     return float(right.sum()) / landed if landed else math.nan
 

@@ -19,9 +19,9 @@ that a dropped branch still costs its (empty) programs and its zero columns in t
 
 Each program holds a whole (short) sequence in one block, so lengths are limited to ``MAX_LEN`` = 64: fine for the
 book's sentences. Longer ones are the reference's: on an H200 (float32, 64 x 2 x 4 heads of d_k = 64) the one-block
-kernel was 1.3x and 1.1x the reference's speed at 16 and 64 tokens but 0.2x at 128 (the 128 x 128 score tile no
-longer fits in registers), so ``backend="auto"`` runs the reference above 64 tokens; long sequences would need the
-tiled online-softmax loop of FlashAttention. The backward is a second
+kernel was 1.3x and 1.1x the reference's speed at 16 and 64 tokens but 0.1x at 128 (0.2x with 8 warps), so
+``backend="auto"`` runs the reference above 64 tokens; long sequences would need the tiled online-softmax loop of
+FlashAttention. The backward is a second
 Triton kernel that recomputes the probabilities from the saved log-sum-exp (no ``T_q x T_k`` matrix is stored).
 
 The gates are constants (sampled, not learnt): the Triton path gives a dropped gate a zero gradient, since its
@@ -314,6 +314,15 @@ def branch_attention_reference(
     return out.to(q.dtype)
 
 
+def _too_long(q: torch.Tensor, k: torch.Tensor, *_: Any, **__: Any) -> str | None:
+    """Why the one-block kernel does not serve ``q``/``k`` (a length above ``MAX_LEN``), or None."""
+    if not (isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor) and q.ndim == k.ndim == 5):
+        return None  # the implementation that runs reports the bad shapes
+    if max(q.shape[3], k.shape[3]) <= MAX_LEN:
+        return None
+    return f"the sequences are longer than the one-block kernel's {MAX_LEN} tokens ({q.shape[3]}, {k.shape[3]})"
+
+
 def branch_attention_triton(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -329,11 +338,9 @@ def branch_attention_triton(
     """
     _check_inputs(q, k, v, out_weight, gates, key_padding_mask)
     b, n, m, t_q, d = q.shape
-    t_k = k.shape[3]
-    if max(t_q, t_k) > MAX_LEN:
-        raise ValueError(
-            f"the Triton path holds a sequence in one block: lengths must be <= {MAX_LEN}, got {t_q}, {t_k}"
-        )
+    too_long = _too_long(q, k)
+    if too_long:
+        raise ValueError(f"the Triton path holds a sequence in one block: {too_long}")
     d_out = out_weight.shape[1]
     pad = None if key_padding_mask is None else key_padding_mask.to(torch.int8).contiguous()
     o: torch.Tensor = _FusedAttention.apply(  # (B, N, M, T_q, d_k), zero for a dropped branch
@@ -342,15 +349,6 @@ def branch_attention_triton(
     heads = o.permute(0, 3, 1, 2, 4).reshape(b, t_q, n * m * d)  # Concat_{i,j} head_ij
     stacked = (gates[:, None, None] * out_weight).permute(1, 0, 2).reshape(d_out, n * m * d)  # [c_i W^O_i]_i
     return heads @ stacked.t().to(heads.dtype)
-
-
-def _too_long(q: torch.Tensor, k: torch.Tensor, *_: Any, **__: Any) -> str | None:
-    """Why the one-block kernel does not serve ``q``/``k`` (a length above ``MAX_LEN``), or None."""
-    if not (isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor) and q.ndim == k.ndim == 5):
-        return None  # the implementation that runs reports the bad shapes
-    if max(q.shape[3], k.shape[3]) <= MAX_LEN:
-        return None
-    return f"the sequences are longer than the one-block kernel's {MAX_LEN} tokens ({q.shape[3]}, {k.shape[3]})"
 
 
 def _make_inputs(size: int, device: torch.device, dtype: torch.dtype) -> tuple[Any, ...]:
