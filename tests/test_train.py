@@ -14,6 +14,7 @@ from reprobook.train import (
     load_checkpoint,
     save_checkpoint,
     seed_everything,
+    step_decay,
 )
 
 
@@ -162,3 +163,18 @@ def test_best_checkpoint_keeps_the_strictly_best_comparable_score_and_restores_i
     assert lowest.restore(model) and torch.equal(model.weight, kept + 1.0)
     highest = BestCheckpoint(lower_is_better=False)
     assert highest.offer(1, -5.0, model) and not highest.offer(2, -6.0, model) and highest.score == -5.0
+
+
+def test_step_decay_multiplies_every_group_at_the_milestones():
+    weight = torch.nn.Parameter(torch.zeros(1))
+    bias = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([{"params": [weight], "lr": 1.0}, {"params": [bias], "lr": 10.0}])
+    schedule = step_decay(optimizer, 10, (0.5, 0.8), 0.1)
+    rates = []
+    for _ in range(10):
+        rates.append([group["lr"] for group in optimizer.param_groups])
+        optimizer.step()
+        schedule.step()
+    assert rates[4] == [1.0, 10.0]
+    assert rates[5] == pytest.approx([0.1, 1.0]) and rates[7] == pytest.approx([0.1, 1.0])
+    assert rates[8] == pytest.approx([0.01, 0.1])

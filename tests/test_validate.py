@@ -7,6 +7,7 @@ from reprobook._validate import (
     check_bool,
     check_choice,
     check_float,
+    check_fractions,
     check_image_batch,
     check_int,
     check_range,
@@ -47,6 +48,13 @@ def test_check_bool_choice_and_range():
         check_choice("mode", "c", ("a", "b"))
     with pytest.raises(ValueError, match="out of range"):
         check_range("start", math.nan, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("bad", [[0.5], (0.0,), (1.0,), (0.5, True), (0.5, "0.7")])
+def test_check_fractions_refuses_what_is_not_a_tuple_of_fractions(bad):
+    with pytest.raises(ValueError, match="lr_milestones must be a tuple of fractions"):
+        check_fractions("lr_milestones", bad)
+    assert check_fractions("lr_milestones", (0.25, 0.9)) == (0.25, 0.9)
 
 
 def test_check_image_batch():

@@ -74,6 +74,15 @@ def check_float(
     return value
 
 
+def check_fractions(argument: str, value: tuple[float, ...]) -> tuple[float, ...]:
+    """Return ``value`` if it is a tuple of numbers strictly in ``(0, 1)`` (fractions of a run); else ``ValueError``."""
+    if not isinstance(value, tuple) or not all(
+        isinstance(m, (int, float)) and not isinstance(m, bool) and 0 < m < 1 for m in value
+    ):
+        raise ValueError(f"{argument} must be a tuple of fractions of num_steps in (0, 1), got {value!r}")
+    return value
+
+
 def check_bool(argument: str, value: bool) -> bool:
     """Return ``value`` if it is a bool (not 0/1 or a string); otherwise raise ``ValueError``."""
     if not isinstance(value, bool):

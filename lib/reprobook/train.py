@@ -24,7 +24,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -267,6 +267,16 @@ def fit(
     finally:
         bar.close()
     return history
+
+
+def step_decay(
+    optimizer: torch.optim.Optimizer, num_steps: int, milestones: Sequence[float], decay: float
+) -> torch.optim.lr_scheduler.MultiStepLR:
+    """Multiply every learning rate of ``optimizer`` by ``decay`` at each fraction in ``milestones`` of
+    ``num_steps`` (call ``scheduler.step()`` once per training step)."""
+    check_int("num_steps", num_steps, 1)
+    steps = sorted({round(m * num_steps) for m in milestones})
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, steps, gamma=decay)
 
 
 @dataclass(kw_only=True)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 
-from reprobook._validate import check_choice, check_float, check_int
+from reprobook._validate import check_choice, check_float, check_fractions, check_int
 from reprobook.irn.baselines import SRNet
 from reprobook.irn.data import IRNData, TrainingCrops, load_data
 from reprobook.irn.evaluate import validation_psnr
@@ -27,7 +27,7 @@ from reprobook.irn.model import IRN, SCALES, bicubic_downscale, irn_losses, quan
 from reprobook.nn import count_parameters
 from reprobook.nn.invertible import OFFICIAL_INIT_SCALE
 from reprobook.profiles import pick_default
-from reprobook.train import RunResult, device, fit, seed_everything
+from reprobook.train import RunResult, device, fit, seed_everything, step_decay
 
 DEFAULT_LAMBDA_FIT = {2: 4.0, 4: 16.0}
 """The official ``lambda_fit_forw``: 4 at x2, 16 at x4 (``options/train/train_IRN_x*.yml``)."""
@@ -99,11 +99,7 @@ class IRNConfig:
         if self.init_scale is not None:
             check_float("init_scale", self.init_scale, 0, open_low=True)
         check_float("lr", self.lr, 0, open_low=True)
-        milestones = self.lr_milestones
-        if not isinstance(milestones, tuple) or not all(
-            isinstance(m, (int, float)) and not isinstance(m, bool) and 0 < m < 1 for m in milestones
-        ):
-            raise ValueError(f"lr_milestones must be a tuple of fractions of num_steps in (0, 1), got {milestones!r}")
+        check_fractions("lr_milestones", self.lr_milestones)
         check_float("lr_decay", self.lr_decay, 0, 1, open_low=True)
         check_float("weight_decay", self.weight_decay, 0)
         check_float("grad_clip", self.grad_clip, 0, open_low=True)
@@ -205,9 +201,7 @@ def _batches(images: Sequence[Tensor], config: IRNConfig) -> Iterable[Tensor]:
 def _optimizer(model: nn.Module, config: IRNConfig) -> tuple[torch.optim.Optimizer, LRScheduler]:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay)
-    milestones = sorted({round(m * config.num_steps) for m in config.lr_milestones})
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=config.lr_decay)
-    return optimizer, scheduler
+    return optimizer, step_decay(optimizer, config.num_steps, config.lr_milestones, config.lr_decay)
 
 
 def train(
