@@ -153,14 +153,54 @@ def test_decoding_study_keys() -> None:
     study = ilc.decoding_study(model, torch.rand(3, 16, 16), draws=3)
     assert study["draws"].shape == (3,) and study["spread"] >= 0
     assert all(math.isfinite(study[k]) for k in ("oracle", "zero", "fresh"))
-    assert study["images"]["oracle"].shape == (3, 16, 16)
+    assert study["images"]["oracle"].shape == (3, 16, 16) and study["v_std"] > 0
     with pytest.raises(ValueError, match="ILC model"):
         ilc.decoding_study(_updated(ConvAutoencoder(12, 2, 8)), torch.rand(3, 16, 16))  # type: ignore[arg-type]
 
 
+def test_decoding_temperature_zero_is_the_v_zero_decode_and_is_restored() -> None:
+    model = _updated(_ilc(temperature=0.5))
+    x = torch.rand(3, 16, 16)
+    stream = ilc.compress(model, x)
+    v = model.analysis(x.unsqueeze(0))[1]
+    with ilc.decoding_temperature(model, 0.0):
+        mean_decode = ilc.decompress(model, stream)
+    assert model.temperature == 0.5
+    assert torch.equal(mean_decode, ilc.decompress(model, stream, v=torch.zeros_like(v)))
+    assert not torch.equal(mean_decode, ilc.decompress(model, stream))  # a draw at 0.5 is not the mean
+    with pytest.raises(ValueError, match="temperature"), ilc.decoding_temperature(model, -1.0):
+        pass
+    assert model.temperature == 0.5
+
+
+def test_prior_learns_at_its_own_rate_and_both_rates_decay_at_the_milestone() -> None:
+    config = ilc.ILCConfig(num_steps=10, lr=1e-3, prior_lr=1e-2, lr_milestones=(0.5,), lr_decay=0.1)
+    model = ilc.build_model(config)
+    main, aux, schedule = ilc.optimizers(model, config)
+    prior_ids = {id(p) for n, p in model.named_parameters() if n.startswith("entropy_bottleneck.")}
+    transform, prior = main.param_groups
+    assert prior["lr"] == 1e-2 and {id(p) for p in prior["params"]} < prior_ids
+    assert transform["lr"] == 1e-3 and not {id(p) for p in transform["params"]} & prior_ids
+    assert [n for n, p in model.named_parameters() if p is aux.param_groups[0]["params"][0]] == [
+        "entropy_bottleneck.quantiles"
+    ]
+    for _ in range(5):
+        main.step()
+        schedule.step()
+    assert [g["lr"] for g in main.param_groups] == pytest.approx([1e-4, 1e-3])
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("lmbda", 0.0), ("model", "vae"), ("crop_size", 30), ("latent_channels", 48), ("temperature", -1.0)],
+    [
+        ("lmbda", 0.0),
+        ("model", "vae"),
+        ("crop_size", 30),
+        ("latent_channels", 48),
+        ("temperature", -1.0),
+        ("lr_milestones", (1.5,)),
+        ("prior_lr", 0.0),
+    ],
 )
 def test_config_refuses_bad_values(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):

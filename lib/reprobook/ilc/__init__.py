@@ -25,7 +25,7 @@ from __future__ import annotations
 from reprobook.ilc.baselines import CODECS, classical_codec, classical_curve
 from reprobook.ilc.codec import check_updated, compress, decode_latent, decompress, parse_header, seed_from_bytes
 from reprobook.ilc.data import ILCData, load_data, training_batches
-from reprobook.ilc.evaluate import ILCScores, decoding_study, estimated_bpp, evaluate, to_8bit
+from reprobook.ilc.evaluate import ILCScores, decoding_study, decoding_temperature, estimated_bpp, evaluate, to_8bit
 from reprobook.ilc.model import ILC, ConvAutoencoder, estimated_bits, rate_distortion_loss
 from reprobook.ilc.rd import bd_psnr, bd_rate, psnr_overlap, rate_overlap
 from reprobook.ilc.train import ZOO_LAMBDAS, ILCConfig, ILCResult, build_model, optimizers, train, validation_point
@@ -48,6 +48,7 @@ __all__ = [
     "compress",
     "decode_latent",
     "decoding_study",
+    "decoding_temperature",
     "decompress",
     "estimated_bits",
     "estimated_bpp",

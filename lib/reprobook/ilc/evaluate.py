@@ -4,18 +4,20 @@ For every test image: ``data = compress(model, x)``, ``x_hat = decompress(model,
 the bytes), rounded to 8 bits as a saved PNG would be. Reported per image and on average: the real bpp
 (``8 len(data) / (H W)``, header included), the likelihood estimate ``-sum log2 p(y_hat) / (H W)`` beside it, and
 the RGB PSNR. :func:`decoding_study` decodes one bitstream of ILC four ways (true ``v``, fresh ``v~``, ``v = 0``,
-several ``v~`` draws).
+several ``v~`` draws); :func:`decoding_temperature` decodes with another standard deviation of ``v~``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from reprobook._validate import check_int
+from reprobook._validate import check_float, check_int
 from reprobook.ilc.codec import compress, decompress
 from reprobook.ilc.data import ILCData
 from reprobook.ilc.model import ILC, _Codec
@@ -57,6 +59,21 @@ class ILCScores(Scores):
         }
 
 
+@contextmanager
+def decoding_temperature(model: _Codec, temperature: float | None) -> Iterator[_Codec]:
+    """Within the block, an ILC ``model`` draws ``v~ ~ N(0, temperature^2 I)`` (0: decodes with ``v = 0``, the
+    mean); ``None``, or a codec without ``v``, changes nothing. The model's own temperature is restored on exit."""
+    if temperature is None or not isinstance(model, ILC):
+        yield model
+        return
+    own = model.temperature
+    model.temperature = check_float("temperature", temperature, 0)
+    try:
+        yield model
+    finally:
+        model.temperature = own
+
+
 @torch.no_grad()
 def estimated_bpp(model: _Codec, x: Tensor) -> float:
     """The likelihood estimate of the rate of image ``x`` ``(3, H, W)``, bits per pixel, in eval mode."""
@@ -67,11 +84,14 @@ def estimated_bpp(model: _Codec, x: Tensor) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: _Codec, data: ILCData, split: str = "test", *, label: str = "") -> ILCScores:
-    """Real bpp, estimated bpp and PSNR of ``model`` on every image of ``split`` (module docs)."""
+def evaluate(
+    model: _Codec, data: ILCData, split: str = "test", *, label: str = "", temperature: float | None = None
+) -> ILCScores:
+    """Real bpp, estimated bpp and PSNR of ``model`` on every image of ``split`` (module docs); ILC decodes at
+    ``temperature`` if given (:func:`decoding_temperature`), else at its own."""
     images, names = data.split(split)
     bpp, estimate, quality, decoded = [], [], [], []
-    with eval_mode(model):
+    with eval_mode(model), decoding_temperature(model, temperature):
         for x in images:
             stream = compress(model, x)
             x_hat = to_8bit(decompress(model, stream))
@@ -95,8 +115,9 @@ def decoding_study(model: ILC, x: Tensor, *, draws: int = 8) -> dict[str, Any]:
     """Decode one bitstream of ``x`` ``(3, H, W)`` with the true ``v`` (oracle), ``v = 0`` and ``draws`` seeded ``v~``.
 
     Returns PSNRs (dB): ``oracle``, ``zero``, ``fresh`` (the bitstream's own seed), ``draws`` (a ``(draws,)``
-    tensor, seeds ``0..draws-1``) and ``spread`` (max - min over the draws), and the decoded images under
-    ``images`` (``oracle``, ``zero``, ``fresh``).
+    tensor, seeds ``0..draws-1``) and ``spread`` (max - min over the draws); ``v_std``, the standard deviation of
+    the true ``v`` (1 if it follows the ``N(0, I)`` it is trained toward); and the decoded images under ``images``
+    (``oracle``, ``zero``, ``fresh``).
     """
     if not isinstance(model, ILC):
         raise ValueError(f"decoding_study needs an ILC model (it has a v to replace), got {type(model).__name__}")
@@ -111,5 +132,5 @@ def decoding_study(model: ILC, x: Tensor, *, draws: int = 8) -> dict[str, Any]:
         }
         sampled = torch.tensor([float(psnr(to_8bit(decompress(model, stream, seed=s)), x)) for s in range(draws)])
     out: dict[str, Any] = {name: float(psnr(image, x)) for name, image in images.items()}
-    out.update(draws=sampled, spread=float(sampled.max() - sampled.min()), images=images)
+    out.update(draws=sampled, spread=float(sampled.max() - sampled.min()), v_std=float(v.std()), images=images)
     return out
