@@ -73,3 +73,21 @@ def test_plain_log_ticks_label_a_short_log_axis_without_powers_of_ten():
     plt.close(fig)
     assert any("10^" in label for label in default)  # matplotlib's own labels, which the helper replaces
     assert labels and not any("10" in label for label in labels) and "3.5" in labels
+
+
+def test_history_plot_labels_its_log_axis_with_plain_numbers():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogFormatter
+
+    from reprobook.train import History
+
+    history = History()
+    for step, loss in enumerate((4.0, 3.6, 3.2), start=1):
+        history.append(step, {"loss": loss})
+    ax = history.plot("loss", logy=True)
+    assert ax.get_yscale() == "log"
+    assert type(ax.yaxis.get_minor_formatter()) is LogFormatter  # matplotlib's default is a subclass
+    plt.close(ax.figure)

@@ -130,7 +130,8 @@ class History:
 
     def plot(self, *keys: str, ax: Any = None, smooth: int = 1, logy: bool = False) -> Any:
         """Plot the named metrics against the step: per-step ones as lines (running mean over ``smooth``
-        steps), evaluation ones as lines with markers. No keys: every per-step metric."""
+        steps), evaluation ones as lines with markers. No keys: every per-step metric. ``logy``: a log-scaled y
+        axis labelled with plain numbers (:func:`reprobook.notebook.plain_log_ticks`)."""
         import matplotlib.pyplot as plt
 
         if ax is None:
@@ -145,7 +146,10 @@ class History:
                 ax.plot(*self.curve(key), marker="o", label=key)
         ax.set_xlabel("step")
         if logy:
+            from reprobook.notebook import plain_log_ticks  # here: IPython is not needed to train
+
             ax.set_yscale("log")
+            plain_log_ticks(ax.yaxis)
         ax.legend()
         return ax
 
