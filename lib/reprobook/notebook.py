@@ -19,6 +19,8 @@ from typing import Any
 
 from IPython.display import display
 
+from reprobook.train import plain_log_ticks as plain_log_ticks  # a chapter helper; History.plot uses it too
+
 
 def glue(name: str, value: Any, *, show: bool = False) -> None:
     """Register ``value`` under ``name`` for ``{glue:...}`` roles; display it too if ``show``.
@@ -103,12 +105,3 @@ def show_source(obj: Any) -> None:
                 source = source[:line_start] + source[end:].lstrip("\n")
                 break
     print(source.rstrip())
-
-
-def plain_log_ticks(axis: Any) -> None:
-    """Label a log-scaled matplotlib axis (``ax.yaxis``) with plain numbers, ``3.8`` rather than ``3.8 x 10^0``;
-    the ticks between powers of ten are labelled only while the axis spans about a decade or less."""
-    from matplotlib.ticker import LogFormatter  # here: the library imports without matplotlib's start-up cost
-
-    axis.set_major_formatter(LogFormatter())
-    axis.set_minor_formatter(LogFormatter())

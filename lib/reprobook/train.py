@@ -131,7 +131,7 @@ class History:
     def plot(self, *keys: str, ax: Any = None, smooth: int = 1, logy: bool = False) -> Any:
         """Plot the named metrics against the step: per-step ones as lines (running mean over ``smooth``
         steps), evaluation ones as lines with markers. No keys: every per-step metric. ``logy``: a log-scaled y
-        axis labelled with plain numbers (:func:`reprobook.notebook.plain_log_ticks`)."""
+        axis labelled with plain numbers (:func:`plain_log_ticks`)."""
         import matplotlib.pyplot as plt
 
         if ax is None:
@@ -146,12 +146,19 @@ class History:
                 ax.plot(*self.curve(key), marker="o", label=key)
         ax.set_xlabel("step")
         if logy:
-            from reprobook.notebook import plain_log_ticks  # here: IPython is not needed to train
-
             ax.set_yscale("log")
             plain_log_ticks(ax.yaxis)
         ax.legend()
         return ax
+
+
+def plain_log_ticks(axis: Any) -> None:
+    """Label a log-scaled matplotlib axis (``ax.yaxis``) with plain numbers, ``3.8`` rather than ``3.8 x 10^0``;
+    the ticks between powers of ten are labelled only while the axis spans about a decade or less."""
+    from matplotlib.ticker import LogFormatter  # here: the library imports without matplotlib's start-up cost
+
+    axis.set_major_formatter(LogFormatter())
+    axis.set_minor_formatter(LogFormatter())
 
 
 @dataclass
