@@ -131,6 +131,15 @@ def test_bench_without_gpu_prints_one_line_and_exits_0() -> None:
     assert "no CUDA GPU" in result.stdout
 
 
+def test_bench_prints_no_error_for_kernels_that_draw_their_own_random_numbers() -> None:
+    from reprobook.kernels.bench import error_cell
+
+    x, y = torch.zeros(3), torch.tensor([0.0, 0.5, 0.0])
+    assert error_cell(SOFTMAX, x, y) == "5.00e-01"
+    assert error_cell(replace(SOFTMAX, draws_random=True), x, y) == "-"
+    assert get("sde_exit").draws_random and not get("mix_attention").draws_random
+
+
 def test_imports_and_falls_back_to_reference_without_triton() -> None:
     code = """
 import sys

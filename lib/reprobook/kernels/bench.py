@@ -5,7 +5,8 @@
 
 Prints one row per kernel and size: the median milliseconds per call of each, the speed-ups of Triton over
 the reference and over the compiled reference, the max abs error of the Triton output against the
-reference, and how the row was timed. Forward pass only. Times are GPU time, from a CUDA graph replaying the
+reference (``-`` for a kernel that draws its own random numbers, ``KernelSpec.draws_random``), and how the row
+was timed. Forward pass only. Times are GPU time, from a CUDA graph replaying the
 calls (``triton.testing.do_bench_cudagraph``, ``graph``), so Python's launch overhead (tens of microseconds a
 call) is left out; ``--eager`` times plain calls instead (``triton.testing.do_bench``, L2 cache flushed between
 calls, ``eager``), overhead included. A kernel whose call reads a value back to the host (an input check such
@@ -57,13 +58,18 @@ def bench_kernel(
             implementations.append(functools.partial(compiled, *inputs))
         with torch.no_grad():
             triton_out, ref_out, *_ = (run() for run in implementations)  # the compiled one compiles here
-            error = max_abs_error(triton_out, ref_out)
+            error = error_cell(spec, triton_out, ref_out)
             plain = eager or any(_syncs_with_host(run) for run in implementations)
             ms_triton, ms_torch, *ms_compiled = (_median_ms(run, plain) for run in implementations)
         times = [f"{ms:.4f}" for ms in (ms_triton, ms_torch, *ms_compiled)] + ["-"] * (compiled is None)
         speedups = [f"{ms_torch / ms_triton:.2f}x"] + [f"{ms / ms_triton:.2f}x" for ms in ms_compiled]
         speedups += ["-"] * (compiled is None)
-        yield [spec.name, str(size), *times, *speedups, f"{error:.2e}", "eager" if plain else "graph"]
+        yield [spec.name, str(size), *times, *speedups, error, "eager" if plain else "graph"]
+
+
+def error_cell(spec: KernelSpec, triton_out: Any, ref_out: Any) -> str:
+    """The max abs error column: ``-`` for a kernel whose outputs are random draws (``spec.draws_random``)."""
+    return "-" if spec.draws_random else f"{max_abs_error(triton_out, ref_out):.2e}"
 
 
 def _format(cells: Sequence[str]) -> str:

@@ -35,6 +35,9 @@ class KernelSpec:
     ``rtol`` are the float32 tolerances used by :func:`reprobook.kernels.testing.assert_matches_reference`.
     ``unsupported(*args, **kwargs)`` says, as the end of a sentence, why the Triton kernel does not serve these
     inputs (a length it was not built for, say), or returns None when it does; ``"auto"`` then runs the reference.
+    ``draws_random``: the Triton kernel draws its own random numbers (Philox in registers) and the reference
+    draws from PyTorch's generator, so on the benchmark's inputs their outputs agree in distribution only; the
+    tests compare the two on given noise, and ``bench`` prints no error for such a kernel.
     """
 
     name: str
@@ -45,6 +48,7 @@ class KernelSpec:
     atol: float = 1e-5
     rtol: float = 1e-5
     unsupported: Callable[..., str | None] | None = None
+    draws_random: bool = False
 
     def __call__(self, *args: Any, backend: str | None = None, **kwargs: Any) -> Any:
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]

@@ -363,7 +363,8 @@ SDE_EXIT = register(
         reference=sde_exit_reference,
         triton=sde_exit_triton,
         make_inputs=_make_inputs,
-        sizes=(4_096, 65_536, 1_048_576),
+        sizes=(4_096, 65_536),  # the reference, a loop over steps, took 2.7 s a call at 65,536 on an H200
+        draws_random=True,
     )
 )
 
