@@ -35,6 +35,8 @@ def test_uniform_attention_gives_one_and_hand_built_values() -> None:
     half[0, :, 2] = 0.9  # an unmasked position: never counted
     expected = torch.tensor([0.5 * 10 / 4, 0.5 * 4 / 2])
     assert torch.allclose(comma.density_ratio([half, half], masked, m, n), expected)
+    share = comma.density_ratio([half, half], masked, m, n, length_normalised=False)
+    assert torch.allclose(share, torch.full((2,), 0.5))  # the target's share of the attention, no (N + M) / N
 
 
 @given(st.floats(0, 1), st.lists(st.integers(1, 30), min_size=1, max_size=6), st.integers(0, 2**31))
@@ -129,3 +131,16 @@ def test_alignment_loss_trains_and_ratio_curve_is_finite() -> None:
     assert result.history["align"][-1] > 0
     curve = comma.ratio_curve(result.model, data, ps=(0.2, 1.0))
     assert len(curve) == 2 and all(r > 0 for r in curve)
+
+
+@pytest.mark.parametrize("task", ["asr", "tts"])
+def test_stack_sets_the_speech_side_length(task: str) -> None:
+    by4, by8 = (comma.load_data(comma.CoMMAConfig(task=task, num_utterances=10, stack=k)) for k in (4, 8))
+    side = "src" if task == "asr" else "tgt"
+    for a, b in zip(by4.train, by8.train):
+        assert len(getattr(b, side)) == len(getattr(a, side)) // 2
+        assert b.align.shape == (len(b.tgt), len(b.src))
+        assert torch.allclose(b.align.sum(-1), torch.ones(len(b.tgt)))
+    assert by8.src_dim == 2 * by4.src_dim if task == "asr" else by8.tgt_dim == by4.tgt_dim
+    with pytest.raises(ValueError, match="stack"):
+        comma.CoMMAConfig(task=task, stack=0)

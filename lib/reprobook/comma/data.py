@@ -6,9 +6,9 @@
   thirty-four", "two hundred thirty-four", "two hundred and thirty four", "two hundred thirty four"), so a
   model that emits all words at once can mix two renderings, and knowledge distillation has something to simplify.
 * ``asr``: English espeak speech (:func:`reprobook.data.speech.build_corpus`) -> espeak phonemes. The log-mel is
-  normalised per bin with training statistics and 4 frames are stacked into one source vector (``4 x 80 = 320``
-  features, about 21 vectors a second).
-* ``tts``: the reverse, phonemes -> log-mel frames, the targets downsampled by averaging 4 frames.
+  normalised per bin with training statistics and ``config.stack`` frames (default 4) are stacked into one source
+  vector (``4 x 80 = 320`` features, about 21 vectors a second).
+* ``tts``: the reverse, phonemes -> log-mel frames, the targets downsampled by averaging ``config.stack`` frames.
 
 Every item carries ``align``: the known source-target alignment ``(N, M)``, each row a distribution over the
 source. TTS: the share of each downsampled frame covered by each phoneme's espeak duration. NMT: a soft monotone
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 TASKS = ("nmt", "asr", "tts")
 MASK = "<mask>"
 STACK = 4
-"""Frames stacked (ASR source) or averaged (TTS target) into one position."""
+"""The default number of frames stacked (ASR source) or averaged (TTS target) into one position."""
 DIAGONAL_WIDTH = 0.1
 
 
@@ -141,6 +141,7 @@ def _nmt(config: CoMMAConfig) -> CoMMAData:
 
 
 def _speech(config: CoMMAConfig) -> CoMMAData:
+    stack = config.stack
     corpus = build_corpus(config.num_utterances, "en", seed=config.seed)
     held = max(1, len(corpus) // 10)
     train_ex = corpus.examples[2 * held :]
@@ -153,9 +154,9 @@ def _speech(config: CoMMAConfig) -> CoMMAData:
 
     def item(e: Example) -> Item:
         mel = ((e.mel - mean) / std).t()  # (T, 80)
-        frames = duration_alignment(e.durations, mel.shape[0])  # (T/4, N) share of each phoneme
+        frames = duration_alignment(e.durations, mel.shape[0], stack)  # (T/stack, N) share of each phoneme
         groups = frames.shape[0]
-        mel = mel[: groups * STACK].reshape(groups, STACK, -1)
+        mel = mel[: groups * stack].reshape(groups, stack, -1)
         ids = torch.tensor(phones.encode(" ".join(e.phonemes), add_bos_eos=False))
         if config.task == "asr":
             return Item(mel.reshape(groups, -1), ids, diagonal_alignment(len(ids), groups), (" ".join(e.phonemes),))
@@ -163,7 +164,7 @@ def _speech(config: CoMMAConfig) -> CoMMAData:
 
     train, valid, test = ([item(e) for e in part] for part in (train_ex, valid_ex, test_ex))
     if config.task == "asr":
-        return CoMMAData("asr", train, valid, test, None, phones, STACK * mel_bins(corpus.examples), 0)
+        return CoMMAData("asr", train, valid, test, None, phones, stack * mel_bins(corpus.examples), 0)
     return CoMMAData("tts", train, valid, test, phones, None, 0, mel_bins(corpus.examples))
 
 

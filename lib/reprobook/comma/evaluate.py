@@ -89,10 +89,12 @@ def ratio_curve(
     ps: Sequence[float] = P_GRID,
     seed: int = 0,
     layers: Sequence[int] | None = None,
+    length_normalised: bool = True,
 ) -> list[float]:
     """``R(p)`` for each masking rate in ``ps``: the mean over the split's sentences of
     :func:`~reprobook.comma.model.density_ratio` (masks drawn from ``seed``, the same for every model), over all
-    decoder layers or only the ``layers`` listed (0 = the first)."""
+    decoder layers or only the ``layers`` listed (0 = the first); with ``length_normalised=False``, the target's
+    share of the attention instead."""
     if not isinstance(model, CoMMA):
         raise TypeError(f"ratio_curve needs a CoMMA model, got {type(model).__name__}")
     curve = []
@@ -105,7 +107,7 @@ def ratio_curve(
                 masked = mask_targets(batch.tgt_len, p, generator)
                 masses = model(batch, masked).masses
                 chosen = masses if layers is None else [masses[i] for i in layers]
-                values.append(density_ratio(chosen, masked, batch.src_len, batch.tgt_len))
+                values.append(density_ratio(chosen, masked, batch.src_len, batch.tgt_len, length_normalised))
             curve.append(float(torch.cat(values).mean()))
     return curve
 

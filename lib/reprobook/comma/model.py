@@ -200,18 +200,24 @@ class CoMMA(nn.Module):
 
 
 def density_ratio(
-    masses: list[torch.Tensor], masked: torch.Tensor, src_len: torch.Tensor, tgt_len: torch.Tensor
+    masses: list[torch.Tensor],
+    masked: torch.Tensor,
+    src_len: torch.Tensor,
+    tgt_len: torch.Tensor,
+    length_normalised: bool = True,
 ) -> torch.Tensor:
     """Per-sentence attention density ratio ``(B,)``.
 
     For a masked position ``i``, ``R_i = (mass_i / N) / (1 / (N + M)) = mass_i (N + M) / N``: the attention per
     target key over the attention per key of any kind, with ``N`` and ``M`` the real (unpadded) lengths, so
     ``R = 1`` for uniform attention whatever the lengths. ``mass_i`` is averaged over the heads of all decoder
-    layers; ``R_i`` is averaged over the masked positions of the sentence (never the unmasked ones).
+    layers; ``R_i`` is averaged over the masked positions of the sentence (never the unmasked ones). With
+    ``length_normalised=False`` the factor ``(N + M) / N`` is left out: the result is the target's share of the
+    attention, ``mass_i`` itself, averaged the same way.
     """
     mass = torch.stack(masses).mean(dim=(0, 2))  # (B, N): mean over layers and heads
     n, m = tgt_len.float()[:, None], src_len.float()[:, None]
-    r = mass * (n + m) / n
+    r = mass * (n + m) / n if length_normalised else mass
     return (r * masked).sum(1) / masked.sum(1).clamp_min(1)
 
 

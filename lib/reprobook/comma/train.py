@@ -9,7 +9,7 @@ import torch
 
 from reprobook._validate import check_choice, check_float, check_int
 from reprobook.comma.baselines import ARModel, ar_loss
-from reprobook.comma.data import TASKS, Batch, CoMMAData, batches, chunks, load_data
+from reprobook.comma.data import STACK, TASKS, Batch, CoMMAData, batches, chunks, load_data
 from reprobook.comma.model import CoMMA, Sizes, check_sizes, comma_loss, mask_targets
 from reprobook.nn import eval_mode
 from reprobook.profiles import pick_default
@@ -22,13 +22,16 @@ MODELS = ("comma", "nar", "ar")
 class CoMMAConfig:
     """One run. ``task``: ``"nmt"``, ``"asr"`` or ``"tts"``. ``model``: ``"comma"`` (masking rate ``p ~ U[0, 1]``
     per sentence), ``"nar"`` (the same network, every position masked: a plain non-autoregressive model) or
-    ``"ar"`` (the autoregressive baseline). ``align_weight``: weight of the alignment loss (CoMMA/NAR only)."""
+    ``"ar"`` (the autoregressive baseline). ``align_weight``: weight of the alignment loss (CoMMA/NAR only).
+    ``stack``: speech frames stacked (ASR source) or averaged (TTS target) into one position: it sets the speech
+    side's length, and so the length normalisation of the density ratio."""
 
     task: str = "nmt"
     model: str = "comma"
     align_weight: float = 0.0
     num_sentences: int = pick_default(smoke=300, book=3000, full=20_000)
     num_utterances: int = pick_default(smoke=40, book=600, full=5_000)
+    stack: int = STACK
     d_model: int = pick_default(smoke=32, book=64, full=256)
     num_heads: int = 4
     layers: int = pick_default(smoke=1, book=2, full=6)
@@ -48,6 +51,7 @@ class CoMMAConfig:
             raise ValueError("align_weight applies to the mix-attention models, not model='ar'")
         check_int("num_sentences", self.num_sentences, 30)
         check_int("num_utterances", self.num_utterances, 10)
+        check_int("stack", self.stack, 1)
         for name in ("d_model", "num_heads", "layers", "d_ff", "batch_size", "num_steps", "warmup"):
             check_int(name, getattr(self, name), 1)
         if self.d_model % self.num_heads:
@@ -59,7 +63,8 @@ class CoMMAConfig:
     @property
     def label(self) -> str:
         name = {"comma": "CoMMA", "nar": "NAR", "ar": "AR"}[self.model]
-        return f"{name} {self.task.upper()}" + (" + align" if self.align_weight > 0 else "")
+        stacked = f" x{self.stack}" if self.stack != STACK and self.task != "nmt" else ""
+        return f"{name} {self.task.upper()}{stacked}" + (" + align" if self.align_weight > 0 else "")
 
 
 def sizes(config: CoMMAConfig, data: CoMMAData) -> Sizes:

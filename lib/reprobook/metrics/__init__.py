@@ -6,12 +6,15 @@
 * :mod:`~reprobook.metrics.ranking`: :func:`realistic_ranks`, :class:`TripleFilter`,
   :func:`filtered_ranks` and :func:`ranking_metrics` (filtered MRR and Hits@k for link prediction), and
   :func:`filter_bitmask` (the filter as the bitmask of :func:`reprobook.kernels.kg_rank_counts`).
+* :mod:`~reprobook.metrics.seeds`: :func:`pooled_sd` and :func:`margin_in_se` (seed noise: how many standard
+  errors separate two systems trained with a few seeds each).
 """
 
 from __future__ import annotations
 
 from reprobook.metrics.image import psnr, rgb_to_y, ssim
 from reprobook.metrics.ranking import TripleFilter, filter_bitmask, filtered_ranks, ranking_metrics, realistic_ranks
+from reprobook.metrics.seeds import margin_in_se, pooled_sd
 from reprobook.metrics.text import bleu, cer, wer
 
 __all__ = [
@@ -20,6 +23,8 @@ __all__ = [
     "cer",
     "filter_bitmask",
     "filtered_ranks",
+    "margin_in_se",
+    "pooled_sd",
     "psnr",
     "ranking_metrics",
     "realistic_ranks",
