@@ -15,7 +15,7 @@ from torch import nn
 from reprobook.comma.data import Batch, CoMMAData, chunks, with_targets
 from reprobook.comma.model import Sizes, SourceEncoder
 from reprobook.data.text import Vocabulary
-from reprobook.nn import eval_mode
+from reprobook.nn import eval_mode, model_device
 from reprobook.nn.transformer import DecoderLayer, MultiHeadAttention, padding_mask
 
 BOS, EOS = Vocabulary.bos_id, Vocabulary.eos_id
@@ -50,11 +50,11 @@ class ARModel(nn.Module):
     def teacher_forced(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(prediction, target, real)`` under teacher forcing; ``real (B, T)`` marks the positions scored."""
         memory, src_pad = self.encoder(batch.src, batch.src_len)
-        b = batch.tgt.shape[0]
+        b, dev = batch.tgt.shape[0], batch.tgt.device
         if self.tokens:
-            y_in = torch.cat([torch.full((b, 1), BOS, dtype=torch.long), batch.tgt], dim=1)
-            target = torch.cat([batch.tgt, torch.zeros(b, 1, dtype=torch.long)], dim=1)
-            target[torch.arange(b), batch.tgt_len] = EOS
+            y_in = torch.cat([torch.full((b, 1), BOS, dtype=torch.long, device=dev), batch.tgt], dim=1)
+            target = torch.cat([batch.tgt, torch.zeros(b, 1, dtype=torch.long, device=dev)], dim=1)
+            target[torch.arange(b, device=dev), batch.tgt_len] = EOS
             lengths = batch.tgt_len + 1
         else:
             y_in = torch.cat([self.go.expand(b, 1, -1), batch.tgt[:, :-1]], dim=1)
@@ -64,12 +64,14 @@ class ARModel(nn.Module):
 
     @torch.no_grad()
     def generate(self, batch: Batch, max_len: int = 200) -> list[torch.Tensor]:
-        """Greedy decoding, one position at a time (no cache): token ids until ``<eos>``, or ``tgt_len`` frames."""
+        """Greedy decoding, one position at a time (no cache): token ids until ``<eos>``, or ``tgt_len`` frames.
+        ``batch`` is moved to the model's device; the outputs come back on the CPU."""
+        batch = batch.to(model_device(self))
         memory, src_pad = self.encoder(batch.src, batch.src_len)
-        b = batch.src.shape[0]
+        b, dev = batch.src.shape[0], batch.src.device
         steps = int(batch.tgt_len.max()) if not self.tokens else min(max_len, 2 * int(batch.src_len.max()) + 10)
-        y = torch.full((b, 1), BOS, dtype=torch.long) if self.tokens else self.go.expand(b, 1, -1)
-        done = torch.zeros(b, dtype=torch.bool)
+        y = torch.full((b, 1), BOS, dtype=torch.long, device=dev) if self.tokens else self.go.expand(b, 1, -1)
+        done = torch.zeros(b, dtype=torch.bool, device=dev)
         for _ in range(steps):
             nxt = self.decode(y, memory, src_pad, None)[:, -1:]
             if self.tokens:
@@ -79,7 +81,7 @@ class ARModel(nn.Module):
             if self.tokens and bool(done.all()):
                 break
         if not self.tokens:
-            return [y[i, 1 : 1 + int(n)] for i, n in enumerate(batch.tgt_len)]
+            return [y[i, 1 : 1 + int(n)].cpu() for i, n in enumerate(batch.tgt_len)]
         outs = []
         for row in y[:, 1:]:
             ids = row.tolist()

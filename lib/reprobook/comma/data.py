@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -196,6 +196,10 @@ class Batch:
     tgt: torch.Tensor
     tgt_len: torch.Tensor
     align: torch.Tensor
+
+    def to(self, device: torch.device) -> Batch:
+        """The batch with every tensor on ``device``."""
+        return Batch(*(getattr(self, f.name).to(device) for f in fields(self)))
 
 
 def _pad(seqs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,7 +14,8 @@ from reprobook._validate import check_float
 from reprobook.comma.baselines import ARModel
 from reprobook.comma.data import Batch, CoMMAData, Item, chunks
 from reprobook.comma.model import CoMMA, density_ratio, mask_targets
-from reprobook.nn import eval_mode
+from reprobook.nn import eval_mode, model_device
+from reprobook.nn.transformer import padding_mask
 from reprobook.train import Scores
 
 P_GRID = tuple(round(0.1 * k, 1) for k in range(1, 11))
@@ -25,22 +26,20 @@ METRIC = {"nmt": "WER", "asr": "PER", "tts": "mel L1"}
 @torch.no_grad()
 def nar_generate(model: CoMMA, batch: Batch) -> list[torch.Tensor]:
     """Fully non-autoregressive output: every position masked and predicted at once. Token tasks use the length
-    the model predicts; TTS uses the true number of frames (an oracle length, as FastSpeech's durations)."""
+    the model predicts; TTS uses the true number of frames (an oracle length, as FastSpeech's durations). ``batch``
+    is moved to the model's device; the outputs come back on the CPU."""
+    batch = batch.to(model_device(model))
     if model.tokens:
         memory, src_pad = model.encoder(batch.src, batch.src_len)
         keep = (~src_pad)[..., None].float()
         lengths = model.length_head((memory * keep).sum(1) / keep.sum(1)).argmax(-1).clamp_min(1)
-        tgt = torch.full((len(lengths), int(lengths.max())), model.mask_id, dtype=torch.long)
+        tgt = torch.full((len(lengths), int(lengths.max())), model.mask_id, dtype=torch.long, device=lengths.device)
         batch = Batch(batch.src, batch.src_len, tgt, lengths, batch.align)
-    masked = ~_padding(batch.tgt_len, batch.tgt.shape[1])
+    masked = ~padding_mask(batch.tgt_len, batch.tgt.shape[1])
     prediction = model(batch, masked).prediction
     if model.tokens:
         prediction = prediction.argmax(-1)
-    return [prediction[i, : int(n)] for i, n in enumerate(batch.tgt_len)]
-
-
-def _padding(lengths: torch.Tensor, width: int) -> torch.Tensor:
-    return torch.arange(width)[None, :] >= lengths[:, None]
+    return [prediction[i, : int(n)].cpu() for i, n in enumerate(batch.tgt_len)]
 
 
 def generate(model: CoMMA | ARModel, items: Sequence[Item]) -> list[torch.Tensor]:
@@ -104,10 +103,11 @@ def ratio_curve(
             generator = torch.Generator().manual_seed(seed * 1000 + k)
             values = []
             for batch in chunks(data.split(split), 64):
+                batch = batch.to(model_device(model))
                 masked = mask_targets(batch.tgt_len, p, generator)
                 masses = model(batch, masked).masses
                 chosen = masses if layers is None else [masses[i] for i in layers]
-                values.append(density_ratio(chosen, masked, batch.src_len, batch.tgt_len, length_normalised))
+                values.append(density_ratio(chosen, masked, batch.src_len, batch.tgt_len, length_normalised).cpu())
             curve.append(float(torch.cat(values).mean()))
     return curve
 

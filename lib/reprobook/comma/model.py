@@ -31,10 +31,12 @@ def mask_targets(
 ) -> torch.Tensor:
     """Bool ``(B, N)``: True where a target position is masked. Each real position is masked with probability
     ``p`` (a float or a ``(B,)`` tensor of per-sentence rates in [0, 1]); a sentence with none masked gets one
-    masked position drawn uniformly, so every sentence predicts something. Padding is never masked."""
+    masked position drawn uniformly, so every sentence predicts something. Padding is never masked. The draws come
+    from ``generator`` on the CPU; the mask is returned on ``lengths``' device."""
+    device, lengths = lengths.device, lengths.cpu()
     if lengths.ndim != 1 or lengths.numel() == 0 or int(lengths.min()) < 1:
         raise ValueError(f"lengths must be a non-empty (B,) tensor of target lengths >= 1, got {lengths.tolist()}")
-    rate = torch.as_tensor(p, dtype=torch.float32).expand(lengths.shape[0])
+    rate = torch.as_tensor(p, dtype=torch.float32, device="cpu").expand(lengths.shape[0])
     if not bool(((rate >= 0) & (rate <= 1)).all()):
         raise ValueError(f"p must lie in [0, 1], got {rate.tolist()}")
     real = ~padding_mask(lengths)
@@ -44,7 +46,7 @@ def mask_targets(
     if bool(none.any()):
         pick = (torch.rand(lengths.shape, generator=generator) * lengths).long()
         masked[none, pick[none]] = True
-    return masked
+    return masked.to(device)
 
 
 class MixAttention(nn.Module):

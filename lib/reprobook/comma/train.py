@@ -13,7 +13,7 @@ from reprobook.comma.data import STACK, TASKS, Batch, CoMMAData, batches, chunks
 from reprobook.comma.model import CoMMA, Sizes, check_sizes, comma_loss, mask_targets
 from reprobook.nn import eval_mode
 from reprobook.profiles import pick_default
-from reprobook.train import RunResult, fit, seed_everything
+from reprobook.train import RunResult, device, fit, seed_everything
 
 MODELS = ("comma", "nar", "ar")
 
@@ -85,7 +85,7 @@ def sizes(config: CoMMAConfig, data: CoMMAData) -> Sizes:
 
 
 def build_model(config: CoMMAConfig, data: CoMMAData) -> CoMMA | ARModel:
-    """A fresh CoMMA (``model="comma"`` or ``"nar"``) or :class:`ARModel` sized for ``data``."""
+    """A fresh CoMMA (``model="comma"`` or ``"nar"``) or :class:`ARModel` sized for ``data``, on the CPU."""
     if data.task != config.task:
         raise ValueError(f"config.task={config.task!r} but the data is the {data.task!r} task")
     s = sizes(config, data)
@@ -100,7 +100,8 @@ class CoMMAResult(RunResult):
 def run_loss(
     model: CoMMA | ARModel, config: CoMMAConfig, batch: Batch, generator: torch.Generator
 ) -> dict[str, torch.Tensor]:
-    """The training loss of one batch for the configured system (masking drawn from ``generator``)."""
+    """The training loss of one batch (on the model's device) for the configured system (masking drawn from the CPU
+    ``generator``)."""
     if isinstance(model, ARModel):
         return ar_loss(model, batch)
     b = batch.tgt_len.shape[0]
@@ -110,18 +111,20 @@ def run_loss(
 
 
 def train(config: CoMMAConfig | None = None, data: CoMMAData | None = None, *, progress: bool = True) -> CoMMAResult:
-    """Seed, build, train with Adam (linear warm-up, then inverse square root decay) and return the result."""
+    """Seed, build, train with Adam (linear warm-up, then inverse square root decay) on
+    :func:`reprobook.train.device` (CUDA when present) and return the result."""
     config = config or CoMMAConfig()
     data = data if data is not None else load_data(config)
     generator = seed_everything(config.seed)
-    model = build_model(config, data)
+    dev = device()
+    model = build_model(config, data).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98))
     warm = config.warmup
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min((i + 1) / warm, math.sqrt(warm / (i + 1))))
 
     def step(batch: Batch) -> dict[str, float]:
         model.train()
-        losses = run_loss(model, config, batch, generator)
+        losses = run_loss(model, config, batch.to(dev), generator)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -132,7 +135,7 @@ def train(config: CoMMAConfig | None = None, data: CoMMAData | None = None, *, p
     def validate(_: int) -> dict[str, float]:
         fixed = torch.Generator().manual_seed(1234)
         with eval_mode(model), torch.no_grad():
-            values = [float(run_loss(model, config, b, fixed)["pred"]) for b in chunks(data.valid, 64)]
+            values = [float(run_loss(model, config, b.to(dev), fixed)["pred"]) for b in chunks(data.valid, 64)]
         return {"valid_loss": sum(values) / len(values)}
 
     history = fit(

@@ -7,6 +7,6 @@
 
 from __future__ import annotations
 
-from reprobook.nn.utils import count_parameters, eval_mode
+from reprobook.nn.utils import count_parameters, eval_mode, model_device
 
-__all__ = ["count_parameters", "eval_mode"]
+__all__ = ["count_parameters", "eval_mode", "model_device"]

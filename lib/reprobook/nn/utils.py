@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import torch
 from torch import nn
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's parameters (its first parameter's: the models here live on one device)."""
+    return next(model.parameters()).device
 
 
 def count_parameters(model: nn.Module) -> int:
