@@ -96,14 +96,14 @@ def ratio_curve(
     share of the attention instead."""
     if not isinstance(model, CoMMA):
         raise TypeError(f"ratio_curve needs a CoMMA model, got {type(model).__name__}")
-    curve = []
+    curve, dev = [], model_device(model)
     with eval_mode(model):
         for k, p in enumerate(ps):
             check_float("p", p, 0, 1)
             generator = torch.Generator().manual_seed(seed * 1000 + k)
             values = []
             for batch in chunks(data.split(split), 64):
-                batch = batch.to(model_device(model))
+                batch = batch.to(dev)
                 masked = mask_targets(batch.tgt_len, p, generator)
                 masses = model(batch, masked).masses
                 chosen = masses if layers is None else [masses[i] for i in layers]

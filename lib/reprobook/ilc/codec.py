@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from reprobook.ilc.model import ILC, _Codec, check_image
+from reprobook.nn import model_device
 
 _MAGIC = b"IL"
 _HEADER = struct.Struct(">3sHHI")
@@ -56,7 +57,7 @@ def compress(model: _Codec, x: Tensor) -> bytes:
     was_training = model.training
     model.eval()
     try:
-        dev = next(model.parameters()).device
+        dev = model_device(model)
         y, _ = model.analysis(batch.to(dev))
         payload = model.entropy_bottleneck.compress(y.cpu() if dev.type != "cpu" else y)[0]
     finally:
@@ -109,7 +110,7 @@ def decompress(
     was_training = model.training
     model.eval()
     try:
-        dev = next(model.parameters()).device
+        dev = model_device(model)
         generator = torch.Generator().manual_seed(seed_from_bytes(bytes(data)) if seed is None else seed)
         x_hat = model.synthesis(y_hat.to(dev), None if v is None else v.to(dev), generator=generator)
     finally:

@@ -22,7 +22,7 @@ from reprobook.ilc.codec import compress, decompress
 from reprobook.ilc.data import ILCData
 from reprobook.ilc.model import ILC, _Codec
 from reprobook.metrics.image import psnr
-from reprobook.nn import eval_mode
+from reprobook.nn import eval_mode, model_device
 from reprobook.train import Scores
 
 
@@ -78,7 +78,7 @@ def decoding_temperature(model: _Codec, temperature: float | None) -> Iterator[_
 def estimated_bpp(model: _Codec, x: Tensor) -> float:
     """The likelihood estimate of the rate of image ``x`` ``(3, H, W)``, bits per pixel, in eval mode."""
     with eval_mode(model):
-        y, _ = model.analysis(x.unsqueeze(0).to(next(model.parameters()).device))
+        y, _ = model.analysis(x.unsqueeze(0).to(model_device(model)))
         _, likelihoods = model.entropy_bottleneck(y)
     return float(-torch.log2(likelihoods).sum()) / (x.shape[-2] * x.shape[-1])
 
@@ -124,7 +124,7 @@ def decoding_study(model: ILC, x: Tensor, *, draws: int = 8) -> dict[str, Any]:
     check_int("draws", draws, 1)
     with eval_mode(model):
         stream = compress(model, x)
-        _, v = model.analysis(x.unsqueeze(0).to(next(model.parameters()).device))
+        _, v = model.analysis(x.unsqueeze(0).to(model_device(model)))
         images = {
             "oracle": to_8bit(decompress(model, stream, v=v)),
             "zero": to_8bit(decompress(model, stream, v=torch.zeros_like(v))),

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from reprobook._validate import check_bool, check_choice, check_float, check_fractions, check_int
 from reprobook.ilc.data import ILCData, load_data, training_batches
 from reprobook.ilc.model import ILC, ConvAutoencoder, _Codec, rate_distortion_loss
-from reprobook.nn import eval_mode
+from reprobook.nn import eval_mode, model_device
 from reprobook.profiles import pick_default
 from reprobook.train import RunResult, device, fit, seed_everything, step_decay
 
@@ -157,7 +157,7 @@ def validation_point(model: _Codec, images: list[Tensor], seed: int) -> dict[str
     """Mean PSNR (8-bit output, fixed ``v~`` seed) and likelihood bpp of ``model`` on ``images``, in eval mode."""
     generator = torch.Generator().manual_seed(seed)
     psnrs, bpps = [], []
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     with eval_mode(model):
         for image in images:
             x = image.unsqueeze(0).to(dev)
@@ -181,7 +181,7 @@ def train(config: ILCConfig | None = None, data: ILCData | None = None, *, progr
     check_bool("progress", progress)
     seed_everything(config.seed)
     model = build_model(config, data).to(device())
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     optimizer, aux_optimizer, schedule = optimizers(model, config)
     lambda_v = config.lambda_v if config.model == "ilc" else 0.0
 
