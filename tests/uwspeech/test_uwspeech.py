@@ -221,3 +221,19 @@ def test_recognizer_reads_ground_truth_speech() -> None:
     data.speech["en"]["test"] = data.speech["en"]["asr"]
     found = recognizer_scores(data, recognizer=recognizer)
     assert found.bleu > 50
+
+
+def test_resynthesis_keeps_each_length_and_is_what_the_units_ceiling_scores(data) -> None:
+    units = build_model(tiny_config(), data).units.eval()
+    speech = data.split("en", "test")
+    mel, lengths = pad_mels(speech.mels, DOWNSAMPLE)
+    with torch.no_grad():
+        out = units.resynthesise(mel, lengths)
+        first = units.invert(units.tokens(mel, lengths)[0][None])[0, : int(lengths[0])]
+    assert [tuple(m.shape) for m in out] == [(int(n), 80) for n in lengths]
+    assert torch.equal(out[0], first)
+    recognizer = train_recognizer(data, 2, progress=False)
+    found = recognizer_scores(data, recognizer=recognizer, units=units, label="round trip")
+    assert found.label == "round trip"
+    assert found.hypotheses == tuple(recognizer.transcribe([m.T for m in out]))
+    assert found.hypotheses != () and 0 <= found.bleu <= 100

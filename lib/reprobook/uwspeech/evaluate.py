@@ -205,12 +205,28 @@ def evaluate(
     return scores
 
 
-def recognizer_scores(data: UWSpeechData, split: str = "test", recognizer: Recognizer | None = None) -> UWSpeechScores:
-    """The recogniser on the real target speech of ``split``: the ceiling of ASR-BLEU and the recogniser's own WER."""
+def recognizer_scores(
+    data: UWSpeechData,
+    split: str = "test",
+    recognizer: Recognizer | None = None,
+    units: UnitModel | None = None,
+    label: str = "recogniser on real English speech",
+) -> UWSpeechScores:
+    """The recogniser on the real target speech of ``split``: the ceiling of ASR-BLEU and the recogniser's own WER.
+
+    With ``units``, the speech is first passed through their converter and inverter
+    (:meth:`~reprobook.uwspeech.UnitModel.resynthesise`): the ceiling of a pipeline built on those units."""
     recognizer = recognizer or recognizer_for(data)
     target = data.split(data.target, split)
-    hypotheses = recognizer.transcribe(target.mels)
+    mels = target.mels
+    if units is not None:
+        mels = []
+        with eval_mode(units), torch.no_grad():
+            for start in range(0, len(target), 32):
+                mel, lengths = pad_mels(target.mels[start : start + 32], DOWNSAMPLE)
+                mels += [m.T for m in units.resynthesise(mel, lengths)]
+    hypotheses = recognizer.transcribe(mels)
     return UWSpeechScores(
-        label="recogniser on real English speech", bleu=bleu(hypotheses, target.texts),
-        wer=word_error_rate(hypotheses, target.texts), hypotheses=tuple(hypotheses),
+        label=label, bleu=bleu(hypotheses, target.texts), wer=word_error_rate(hypotheses, target.texts),
+        hypotheses=tuple(hypotheses),
     )  # fmt: skip

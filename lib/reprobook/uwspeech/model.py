@@ -178,6 +178,11 @@ class UnitModel(nn.Module):
         codes, _, _ = self.quantize(self.encode(mel), small)
         return [codes[i, : int(n)] for i, n in enumerate(small)]
 
+    def resynthesise(self, mel: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+        """Converter then inverter, the units' round trip: one ``(T_i, 80)`` mel per utterance (call in eval mode).
+        Scored by a recogniser, it is the ceiling of a pipeline on these units: its translator made no error."""
+        return [self.invert(codes[None])[0, : int(n)] for codes, n in zip(self.tokens(mel, lengths), lengths)]
+
     def invert(self, codes: torch.Tensor) -> torch.Tensor:
         """The inverter from tokens: ``(B, T')`` codes -> ``(B, 4 T', 80)`` mel."""
         out: torch.Tensor = self.inverter(self.quantizer.codebook[codes.clamp_min(0)])

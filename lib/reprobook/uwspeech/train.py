@@ -48,7 +48,7 @@ class UWSpeechConfig:
     lam: float = 1.0
     beta: float = 0.25
     temperature: float = 0.1
-    unit_steps: int = pick_default(smoke=8, book=300, full=20_000)
+    unit_steps: int = pick_default(smoke=8, book=600, full=20_000)
     d_model: int = pick_default(smoke=32, book=96, full=256)
     num_heads: int = 4
     layers: int = pick_default(smoke=1, book=2, full=3)
