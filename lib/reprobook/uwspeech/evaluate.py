@@ -14,6 +14,7 @@ uncertainty the code removes). Neither system saw English phonemes.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,12 +176,21 @@ class UWSpeechScores(Scores):
 
 def translations(model: nn.Module, data: UWSpeechData, split: str = "test", batch_size: int = 32) -> list[torch.Tensor]:
     """Each source utterance of ``split`` translated to a normalised target mel ``(80, T_i)``."""
-    source = data.split(data.source, split)
-    outputs: list[torch.Tensor] = []
     with eval_mode(model):
-        for start in range(0, len(source), batch_size):
-            mel, lengths = pad_mels(source.mels[start : start + batch_size], DOWNSAMPLE)
-            outputs += [m.T for m in model.translate(mel, lengths)]  # type: ignore[operator]
+        return _in_batches(model.translate, data.split(data.source, split).mels, batch_size)  # type: ignore[arg-type]
+
+
+def _in_batches(
+    speech_to_mels: Callable[[torch.Tensor, torch.Tensor], list[torch.Tensor]],
+    mels: list[torch.Tensor],
+    batch_size: int = 32,
+) -> list[torch.Tensor]:
+    """``speech_to_mels(padded (B, T, 80), lengths)`` over ``mels`` ``(80, T_i)`` in padded batches; its ``(T_j, 80)``
+    outputs come back as ``(80, T_j)``, one per input."""
+    outputs: list[torch.Tensor] = []
+    for start in range(0, len(mels), batch_size):
+        mel, lengths = pad_mels(mels[start : start + batch_size], DOWNSAMPLE)
+        outputs += [m.T for m in speech_to_mels(mel, lengths)]
     return outputs
 
 
@@ -210,21 +220,21 @@ def recognizer_scores(
     split: str = "test",
     recognizer: Recognizer | None = None,
     units: UnitModel | None = None,
-    label: str = "recogniser on real English speech",
+    label: str | None = None,
 ) -> UWSpeechScores:
     """The recogniser on the real target speech of ``split``: the ceiling of ASR-BLEU and the recogniser's own WER.
 
     With ``units``, the speech is first passed through their converter and inverter
-    (:meth:`~reprobook.uwspeech.UnitModel.resynthesise`): the ceiling of a pipeline built on those units."""
+    (:meth:`~reprobook.uwspeech.UnitModel.resynthesise`): the ceiling of a pipeline built on those units. ``label``
+    names the row (default: which of the two it scores)."""
     recognizer = recognizer or recognizer_for(data)
     target = data.split(data.target, split)
     mels = target.mels
     if units is not None:
-        mels = []
         with eval_mode(units), torch.no_grad():
-            for start in range(0, len(target), 32):
-                mel, lengths = pad_mels(target.mels[start : start + 32], DOWNSAMPLE)
-                mels += [m.T for m in units.resynthesise(mel, lengths)]
+            mels = _in_batches(units.resynthesise, target.mels)
+    if label is None:
+        label = "recogniser on real English speech" if units is None else "real English speech through the units"
     hypotheses = recognizer.transcribe(mels)
     return UWSpeechScores(
         label=label, bleu=bleu(hypotheses, target.texts), wer=word_error_rate(hypotheses, target.texts),
