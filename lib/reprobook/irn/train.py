@@ -71,7 +71,7 @@ class IRNConfig:
     crop_size: int = pick_default(smoke=32, book=32, full=144)
     colour_augment: bool = pick_default(smoke=True, book=True, full=False)
     batch_size: int = pick_default(smoke=4, book=16, full=16)
-    num_steps: int = pick_default(smoke=20, book=2300, full=50_000)
+    num_steps: int = pick_default(smoke=20, book=3200, full=50_000)
     lr: float = pick_default(smoke=1e-3, book=1e-3, full=2e-4)
     lr_milestones: tuple[float, ...] = pick_default(smoke=(0.7, 0.9), book=(0.7, 0.9), full=(0.2, 0.4, 0.6, 0.8))
     lr_decay: float = 0.5
