@@ -168,6 +168,11 @@ def test_finetune_and_probe_run(data: mcbert.MCBERTData) -> None:
     assert sem_only.syn != sem_only.syn and not sem_only.syn_runs  # SYN left out: NaN, no runs
     with pytest.raises(ValueError, match="tasks"):
         mcbert.evaluate(model, data, num_steps=2, tasks=("GLUE",))
+    per_task = mcbert.evaluate(model, data, num_steps=2, seeds={"SEM": (0, 1, 2), "SYN": (0,)})
+    assert len(per_task.sem_runs) == 3 and len(per_task.syn_runs) == 1
+    assert per_task.sem_runs[0] == sem_only.sem_runs[0]  # seed 0 fine-tunes the same way either way
+    with pytest.raises(ValueError, match="at least one seed"):
+        mcbert.evaluate(model, data, num_steps=2, seeds={"SEM": ()})
 
 
 @pytest.mark.parametrize(
