@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from reprobook._validate import describe
@@ -200,9 +201,14 @@ def _check_inputs(
 def candidate_cross_entropy_reference(
     hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, candidates: torch.Tensor, target: torch.Tensor
 ) -> torch.Tensor:
-    """PyTorch reference: gathers ``E[c]`` as ``(..., K, D)`` (what the official ``baddbmm`` does) in float32."""
+    """PyTorch reference: gathers ``E[c]`` as ``(..., K, D)`` (what the official ``baddbmm`` does) in float32.
+
+    The rows are gathered with ``F.embedding``, whose backward sums repeated rows in a fixed order; indexing
+    (``weight[candidates]``) accumulates them with threads racing, so two runs on a CPU differed in the last bits
+    and a pre-training run drifted apart (``tests/kernels/test_deterministic_backward.py``)."""
     _check_inputs(hidden, weight, bias, candidates, target)
-    z = torch.einsum("...d,...kd->...k", hidden.float(), weight.float()[candidates]) + bias.float()[candidates]
+    rows = F.embedding(candidates, weight.float())
+    z = torch.einsum("...d,...kd->...k", hidden.float(), rows) + F.embedding(candidates, bias.float()[:, None])[..., 0]
     right = candidates.gather(-1, target.clamp(min=0)[..., None])
     correct = z.masked_fill(candidates != right, float("-inf"))
     loss = z.logsumexp(-1) - correct.logsumexp(-1)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from reprobook.kernels._triton import jit, tl, triton
@@ -292,8 +293,8 @@ def variance_regulate_reference(
     mel2ph = mel2ph.long()
     padded = torch.nn.functional.pad(h, (0, 0, 1, 0))
     x = torch.gather(padded, 1, mel2ph[..., None].expand(-1, -1, h.shape[-1]))
-    x = x + pitch_table[torch.bucketize(pitch.contiguous(), pitch_bins.contiguous())]
-    x = x + energy_table[torch.bucketize(energy.contiguous(), energy_bins.contiguous())]
+    x = x + F.embedding(torch.bucketize(pitch.contiguous(), pitch_bins.contiguous()), pitch_table)
+    x = x + F.embedding(torch.bucketize(energy.contiguous(), energy_bins.contiguous()), energy_table)
     return x * (mel2ph > 0)[..., None].to(x.dtype)
 
 

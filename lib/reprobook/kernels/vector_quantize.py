@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from reprobook.kernels._triton import jit, tl, triton
@@ -73,7 +74,7 @@ def vector_quantize_reference(
     _check_inputs(z, codebook, temperature)
     distances = squared_distances(z, codebook)
     codes = distances.argmin(-1)  # the first minimum among ties
-    chosen = codebook[codes]
+    chosen = F.embedding(codes, codebook)  # a backward with a fixed summation order, unlike codebook[codes]
     out = z + (chosen - z).detach()
     err = (z - chosen).pow(2).sum(-1)
     lse = torch.logsumexp(-distances / temperature, -1)
