@@ -184,6 +184,7 @@ def test_bad_inputs_name_the_argument() -> None:
         ("lambda_distr", -1.0, "lambda_distr=-1.0 is out of range"),
         ("quantize", 1, "quantize must be True or False"),
         ("colour_augment", "yes", "colour_augment must be True or False"),
+        ("train_images", "photo", "train_images='photo' is not valid; expected one of: 'photos', 'all'"),
         ("ema", 1.0, r"ema=1.0 is out of range; expected 0 <= ema < 1"),
         ("ema", math.nan, "ema must be a finite number"),
         ("val_side", 1, "val_side=1 is out of range; expected 2 <= val_side"),
@@ -225,9 +226,12 @@ def test_build_model_sizes_the_sr_cnn_to_the_irn() -> None:
 def test_load_data_crops_the_photos(monkeypatch: pytest.MonkeyPatch) -> None:
     """The book's photos: test photos mod-cropped to the scale, validation crops of side val_side at most."""
     from reprobook.data.images import TEST_IMAGES, TRAIN_IMAGES
+    from reprobook.irn.data import EXTRA_IMAGES
 
     data = load_data(IRNConfig(scale=4, crop_size=32, val_side=130))
-    assert len(data.train) == len(TRAIN_IMAGES) and data.test_names == list(TEST_IMAGES)
+    assert len(data.train) == len(TRAIN_IMAGES) + len(EXTRA_IMAGES) and data.test_names == list(TEST_IMAGES)
+    assert not set(EXTRA_IMAGES) & set(TEST_IMAGES)
+    assert len(load_data(IRNConfig(train_images="photos")).train) == len(TRAIN_IMAGES)
     for test, valid in zip(data.test, data.valid):
         assert test.shape[0] == 3 and test.shape[1] % 4 == 0 and test.shape[2] % 4 == 0
         assert valid.shape == (3, 128, 128)  # 130 rounded down to a multiple of 4

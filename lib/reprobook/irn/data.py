@@ -1,7 +1,8 @@
 """The images of an IRN run: training photos, validation centre crops, test photos; and the random training crops.
 
 :func:`load_data` reads them offline by default: the scikit-image / scikit-learn photos of
-:mod:`reprobook.data.images` (``TRAIN_IMAGES`` to train on, ``TEST_IMAGES`` held out). ``dataset="div2k"`` (the
+:mod:`reprobook.data.images` (``TRAIN_IMAGES`` to train on, ``TEST_IMAGES`` held out), and with
+``train_images="all"`` the packaged images that are not photos (:data:`EXTRA_IMAGES`). ``dataset="div2k"`` (the
 ``full`` profile) trains on the 800 DIV2K training photos, decoded lazily, and tests on Set5, as the paper does;
 both download on first use only with ``REPROBOOK_ALLOW_DOWNLOAD=1``.
 """
@@ -24,6 +25,14 @@ if TYPE_CHECKING:
     from reprobook.irn.train import IRNConfig
 
 
+EXTRA_IMAGES: tuple[str, ...] = tuple(n for n in (*images.COLOR_IMAGES, *images.GRAY_IMAGES) if n not in images.PHOTOS)
+"""The packaged images outside the photo split: three scientific colour images and seven grayscale photos and
+textures. None is a test photo. IRN's short runs train on them beside the four photos (``train_images="all"``):
+its inverse learns to cancel the fresh ``z`` only on content like its training crops, and with the four photos
+alone IRN was level with the same-size SR CNN on average; with these added it was above it on every seed measured,
+while the SR CNN gained nothing from them (``book/appendix/irn-seeds-cpu.txt``)."""
+
+
 class IRNData(images.PhotoSplits):
     """The images of one IRN run (:class:`~reprobook.data.images.PhotoSplits`): DIV2K's photos for ``train`` are
     decoded lazily; ``test`` is mod-cropped to a multiple of the scale; ``valid`` holds centre crops of side
@@ -31,7 +40,8 @@ class IRNData(images.PhotoSplits):
 
 
 def load_data(config: IRNConfig) -> IRNData:
-    """The training photos, the test photos mod-cropped to ``config.scale``, and their validation centre crops.
+    """The training images (the four photos, and :data:`EXTRA_IMAGES` if ``config.train_images == "all"``), the test
+    photos mod-cropped to ``config.scale``, and their validation centre crops.
 
     Each validation crop is the central square of a test photo with side ``config.val_side`` (or the photo's
     shorter side if smaller), rounded down to a multiple of the scale.
@@ -42,7 +52,8 @@ def load_data(config: IRNConfig) -> IRNData:
         train, set5 = images.load_div2k("train"), images.load_set5()
         test, names = [images.crop_to_multiple(im, scale) for im in set5], [p.stem for p in set5.paths]
     else:
-        train = images.load_images(images.TRAIN_IMAGES)
+        extra = EXTRA_IMAGES if config.train_images == "all" else ()
+        train = images.load_images((*images.TRAIN_IMAGES, *extra))
         test = [images.crop_to_multiple(im, scale) for im in images.load_images(images.TEST_IMAGES)]
         names = list(images.TEST_IMAGES)
     valid = [images.center_crop(im, min(config.val_side, *im.shape[-2:]) // scale * scale) for im in test]

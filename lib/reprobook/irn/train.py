@@ -34,6 +34,7 @@ DEFAULT_LAMBDA_FIT = {2: 4.0, 4: 16.0}
 
 MODELS = ("irn", "sr")
 DATASETS = ("photos", "div2k")
+TRAIN_IMAGE_SETS = ("photos", "all")
 LABELS = {"irn": "IRN", "sr": "SR CNN"}
 
 
@@ -43,6 +44,8 @@ class IRNConfig:
 
     Profile defaults (``smoke`` / ``book`` / ``full``) are picked when the config is created. ``dataset``:
     ``"photos"`` (the scikit-image photos, offline) or ``"div2k"`` (DIV2K train, Set5 test; download opt-in);
+    ``train_images`` (``dataset="photos"`` only): ``"photos"`` trains on the four training photos, ``"all"`` adds
+    the other packaged images (:data:`~reprobook.irn.data.EXTRA_IMAGES`; the test photos stay held out);
     ``val_side``: the side of the validation centre crops; ``eval_every``: steps between two points of the
     validation curve (``None``: 10 points per run; ``0``: no validation curve). ``lr_milestones`` are fractions
     of ``num_steps`` at which the learning rate is multiplied by ``lr_decay`` (the official 500k-step schedule
@@ -62,6 +65,7 @@ class IRNConfig:
 
     model: Literal["irn", "sr"] = "irn"
     dataset: Literal["photos", "div2k"] = pick_default(smoke="photos", book="photos", full="div2k")
+    train_images: Literal["photos", "all"] = "all"
     scale: int = pick_default(smoke=2, book=2, full=4)
     blocks_per_level: int = pick_default(smoke=2, book=6, full=8)
     growth: int = pick_default(smoke=8, book=16, full=32)
@@ -90,6 +94,7 @@ class IRNConfig:
     def __post_init__(self) -> None:
         check_choice("model", self.model, MODELS)
         check_choice("dataset", self.dataset, DATASETS)
+        check_choice("train_images", self.train_images, TRAIN_IMAGE_SETS)
         check_choice("scale", self.scale, SCALES)
         for name in ("blocks_per_level", "growth", "subnet_depth", "crop_size", "batch_size", "num_steps"):
             check_int(name, getattr(self, name), 1)
