@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reprobook.kernels.vector_quantize import vector_quantize
+from reprobook.kernels.vector_quantize import squared_distances, vector_quantize
 from reprobook.nn.transformer import DecoderLayer, EncoderLayer, MultiHeadAttention, padding_mask, sinusoidal_positions
 
 N_MELS = 80
@@ -191,7 +191,8 @@ class UnitModel(nn.Module):
     def ctc_log_probs(self, z_e: torch.Tensor) -> torch.Tensor:
         """``(B, T', 1 + K)`` log-probabilities: blank, then code ``k`` with logit ``-||z_e - e_k||^2 / tau``."""
         codes = torch.cat([self.blank[None], self.quantizer.codebook], 0)
-        distances = (z_e[..., None, :] - codes).pow(2).sum(-1)
+        # expanded as ||z||^2 - 2 z.e + ||e||^2: a matrix product, not a (B, T', 1 + K, D) difference tensor
+        distances = squared_distances(z_e, codes)
         return F.log_softmax(-distances * self.log_inv_temperature.exp(), -1)
 
     def losses(
