@@ -2,9 +2,9 @@
 
 The Translatotron protocol: a target-language recogniser transcribes each system's output and sacreBLEU compares the
 transcripts with the reference target text. Here the recogniser is a small word-level CTC model (a convolutional
-front end and a bidirectional GRU) trained on the ``asr`` split, English utterances that no system ever sees; it
-reads log-mels directly (no vocoder in the loop), with noise and time-smoothing augmentation so that it also reads
-the slightly blurred mels the systems generate. Text is lower-cased and hyphens become spaces before scoring.
+front end and two Transformer encoder layers) trained on the ``asr`` split, English utterances that no system ever
+sees; it reads log-mels directly (no vocoder in the loop), with noise and time-smoothing augmentation so that it
+also reads the slightly blurred mels the systems generate. Text is lower-cased and hyphens become spaces before scoring.
 
 Unit purity (a clustering score): each unit frame gets the English phoneme espeak was producing at its centre;
 ``purity = sum_k max_p n(k, p) / N`` and ``nmi = I(code; phoneme) / H(phoneme)`` (the share of the phoneme's
